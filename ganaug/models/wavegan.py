@@ -1,0 +1,190 @@
+"""WaveGAN (Donahue, McAuley, Puckette, ICLR 2019), unconditional or class-conditional.
+
+Generator: z ~ U(-1,1)^100 -> dense -> (16, 16d) -> ReLU -> 5 transposed conv1d (kernel 25,
+stride 4) -> tanh; 16384 samples. 32768 and 65536 add a sixth layer (stride 2 or 4) as in the
+authors' code. Discriminator mirrors it with LeakyReLU(0.2) and phase shuffle (n=2).
+
+Conditioning (``label_names`` given): G concatenates a learned label embedding to z; D is a
+*projection* discriminator (Miyato & Koyama 2018): ``D(x, y) = w.h(x) + <embed(y), h(x)>``.
+Projection adds one embedding table to D, keeps its conv stack identical to the unconditional
+one (so the published receptive fields and phase shuffle are untouched) and is the
+conditioning that works best with Wasserstein critics in the image literature; concatenating
+a label map to the waveform would add a channel to every layer for a signal that does not vary
+in time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganaug.functional import phase_shuffle, resolve_labels, sample_latents
+
+__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "SUPPORTED_LENGTHS"]
+
+SUPPORTED_LENGTHS = (16384, 32768, 65536)
+KERNEL_SIZE = 25
+#: name -> constructor kwargs shared by G and D
+PRESETS = {
+    "paper": {"model_dim": 64, "num_samples": 16384},
+    "paper_32k": {"model_dim": 64, "num_samples": 32768},
+    "paper_64k": {"model_dim": 64, "num_samples": 65536},
+    "small": {"model_dim": 32, "num_samples": 16384},
+    "tiny": {"model_dim": 16, "num_samples": 16384},
+}
+
+
+def _check(model_dim: int, num_samples: int, label_names):
+    if num_samples not in SUPPORTED_LENGTHS:
+        raise ValueError(f"num_samples={num_samples}: WaveGAN supports {SUPPORTED_LENGTHS} (about 1, 2 or 4 s at 16 kHz)")
+    if model_dim < 1:
+        raise ValueError(f"model_dim={model_dim}: must be a positive channel multiplier (64 in the paper)")
+    if label_names is not None:
+        label_names = [str(n) for n in label_names]
+        if not label_names or len(set(label_names)) != len(label_names):
+            raise ValueError(f"label_names={label_names}: give distinct label names, or None for an unconditional model")
+    return label_names
+
+
+def _strides(num_samples: int) -> list[int]:
+    """Stride of each conv layer between length 16 and ``num_samples``."""
+    return {16384: [4] * 5, 32768: [4] * 5 + [2], 65536: [4] * 6}[num_samples]
+
+
+def _same_padding(stride: int) -> int:
+    """Padding that makes a kernel-25 conv map length L to L / stride (transposed: L * stride),
+    as TensorFlow's "same" padding did in the authors' code."""
+    return (KERNEL_SIZE - stride + 1) // 2
+
+
+def _widths(model_dim: int, num_samples: int) -> list[int]:
+    """Channel counts from the dense layer's (16, c) map down to one output channel."""
+    top = 16 if num_samples == 16384 else 32
+    layers = len(_strides(num_samples))
+    return [model_dim * top // 2**i for i in range(layers)] + [1]
+
+
+class WaveGANGenerator(nn.Module):
+    """WaveGAN generator: ``forward(z, labels=None)`` -> ``(batch, num_samples)`` in [-1, 1].
+
+    Args:
+        model_dim: channel multiplier ``d`` (64 in the paper; 16 or 32 for CPU runs).
+        num_samples: output length, 16384, 32768 or 65536.
+        latent_dim: size of z (100).
+        label_names: label names of a conditional model; ``None`` is unconditional.
+        sample_rate: rate the model was trained at (metadata for users of its output).
+        embedding_dim: size of the label embedding joined to z (conditional only).
+        post_filter_len: length of the learned post-processing filter (0 = off, 512 in the paper).
+    """
+
+    family = "wavegan"
+
+    def __init__(self, model_dim=64, num_samples=16384, latent_dim=100, label_names=None,
+                 sample_rate=16000, embedding_dim=50, post_filter_len=0):
+        super().__init__()
+        self.label_names = _check(model_dim, num_samples, label_names)
+        self.model_dim, self.num_samples, self.latent_dim = model_dim, num_samples, latent_dim
+        self.sample_rate, self.embedding_dim, self.post_filter_len = sample_rate, embedding_dim, post_filter_len
+        widths = _widths(model_dim, num_samples)
+        in_dim = latent_dim
+        if self.label_names is not None:
+            self.embed = nn.Embedding(len(self.label_names), embedding_dim)
+            in_dim += embedding_dim
+        self.dense = nn.Linear(in_dim, 16 * widths[0])
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose1d(c_in, c_out, KERNEL_SIZE, stride, padding=_same_padding(stride), output_padding=1)
+            for c_in, c_out, stride in zip(widths[:-1], widths[1:], _strides(num_samples))
+        )
+        self.post_filter = nn.Conv1d(1, 1, post_filter_len, bias=False) if post_filter_len else None
+
+    def config(self) -> dict:
+        """Constructor kwargs: with the weights, everything needed to rebuild the module."""
+        return {"model_dim": self.model_dim, "num_samples": self.num_samples, "latent_dim": self.latent_dim,
+                "label_names": self.label_names, "sample_rate": self.sample_rate,
+                "embedding_dim": self.embedding_dim, "post_filter_len": self.post_filter_len}
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.label_names is not None:
+            if labels is None:
+                raise ValueError("a conditional generator needs labels (indices into label_names)")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        x = self.dense(z).view(z.shape[0], -1, 16).relu()
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            x = x.relu() if i < len(self.convs) - 1 else x.tanh()
+        if self.post_filter is not None:
+            n = self.post_filter_len
+            x = self.post_filter(nn.functional.pad(x, ((n - 1) // 2, n // 2)))
+        return x.squeeze(1)
+
+    @torch.inference_mode()
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None,
+               batch_size: int = 256) -> torch.Tensor:
+        """``n`` clips ``(n, num_samples)``, float32 in [-1, 1], on the model's device.
+
+        ``labels``: names, indices, a single name, or ``None`` (uniform over ``label_names``
+        for a conditional model). A seeded ``generator`` makes the output repeatable.
+        """
+        device = next(self.parameters()).device
+        index = resolve_labels(labels, self.label_names, n, generator, device)
+        z = sample_latents(n, self.latent_dim, generator, device)
+        out = torch.empty(n, self.num_samples, device=device)
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            chunk = None if index is None else index[start:stop]
+            out[start:stop] = self(z[start:stop], chunk).float()
+        return out.clamp_(-1, 1)
+
+
+class PhaseShuffle(nn.Module):
+    """Shift each example by a random integer in ``[-n, n]`` with reflect padding (training only)."""
+
+    def __init__(self, n: int = 2):
+        super().__init__()
+        if n < 0:
+            raise ValueError(f"phase shuffle n={n}: must be >= 0 (2 in the paper)")
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.n == 0 or not self.training:
+            return x
+        shifts = torch.randint(-self.n, self.n + 1, (x.shape[0],), device=x.device)
+        return phase_shuffle(x, shifts)
+
+
+class WaveGANDiscriminator(nn.Module):
+    """WaveGAN critic: ``forward(x, labels=None)`` with ``x`` ``(batch, num_samples)`` -> ``(batch,)``."""
+
+    def __init__(self, model_dim=64, num_samples=16384, phase_shuffle=2, label_names=None):
+        super().__init__()
+        self.label_names = _check(model_dim, num_samples, label_names)
+        self.model_dim, self.num_samples, self.phase_shuffle = model_dim, num_samples, phase_shuffle
+        widths = _widths(model_dim, num_samples)[::-1]
+        strides = _strides(num_samples)[::-1]
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c_in, c_out, KERNEL_SIZE, stride, padding=_same_padding(stride))
+            for c_in, c_out, stride in zip(widths[:-1], widths[1:], strides)
+        )
+        self.shuffle = PhaseShuffle(phase_shuffle)
+        features = 16 * widths[-1]
+        self.dense = nn.Linear(features, 1)
+        if self.label_names is not None:
+            self.embed = nn.Embedding(len(self.label_names), features)
+            nn.init.zeros_(self.embed.weight)  # starts as the unconditional critic
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1) if x.dim() == 2 else x
+        for i, conv in enumerate(self.convs):
+            x = nn.functional.leaky_relu(conv(x), 0.2)
+            if i < len(self.convs) - 1:
+                x = self.shuffle(x)
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.dense(h).squeeze(1)
+        if self.label_names is not None:
+            if labels is None:
+                raise ValueError("a conditional discriminator needs labels")
+            out = out + (self.embed(labels) * h).sum(dim=1)
+        return out
