@@ -1,0 +1,57 @@
+"""Shared fixtures: the real corpora in ../shared/data and small audio files written by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(__import__("os").environ.get("GANAUG_SHARED_DATA", REPO.parent / "shared" / "data"))
+KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+@pytest.fixture(scope="session")
+def sc_root() -> Path:
+    """The shared Speech Commands subset (160 speakers, 10 keywords + _unknown_ + _silence_)."""
+    root = SHARED_DATA / "speech_commands"
+    assert root.is_dir(), f"shared data missing at {root}; set GANAUG_SHARED_DATA"
+    return root
+
+
+@pytest.fixture(scope="session")
+def fsdd_root() -> Path:
+    root = SHARED_DATA / "fsdd"
+    assert root.is_dir(), f"shared data missing at {root}; set GANAUG_SHARED_DATA"
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_sc(tmp_path_factory, sc_root) -> Path:
+    """A small Speech Commands-layout copy (yes/no/_silence_, 12 speakers) written by the test
+    session from the shared FLAC files: fast to scan and to train on for a few steps."""
+    root = tmp_path_factory.mktemp("mini_sc")
+    for label in ("yes", "no"):
+        files = sorted((sc_root / label).glob("*.flac"))
+        speakers = sorted({f.name.split("_nohash_")[0] for f in files})[:12]
+        (root / label).mkdir()
+        for f in files:
+            if f.name.split("_nohash_")[0] in speakers:
+                data, rate = sf.read(f)
+                sf.write(root / label / f.name, data, rate)
+    (root / "_silence_").mkdir()
+    for f in sorted((sc_root / "_silence_").glob("*.flac"))[:6]:
+        data, rate = sf.read(f)
+        sf.write(root / "_silence_" / f.name, data, rate)
+    return root
+
+
+def write_tone(path: Path, sample_rate=16000, seconds=1.0, channels=1, freq=440.0, subtype="PCM_16") -> Path:
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    mono = 0.5 * np.sin(2 * np.pi * freq * t)
+    data = np.stack([mono] * channels, axis=1) if channels > 1 else mono
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sample_rate, subtype=subtype)
+    return path
