@@ -1,0 +1,23 @@
+"""Keyword spotting: the compact classifier, its training recipe and results.
+
+``ganaug kws HPARAMS.yaml`` calls :func:`main`. The classifier (``KWSClassifier``,
+``save_classifier``, ``load_classifier``) lives in :mod:`ganaug.kws.model`.
+"""
+
+from ganaug.kws.model import KWSClassifier, load_classifier, save_classifier
+
+__all__ = ["KWSClassifier", "load_classifier", "save_classifier", "main", "run_kws"]
+
+
+def main(hparams_file, overrides=None) -> int:
+    """Entry point of ``ganaug kws``: train, test, write results.json; returns 0."""
+    from ganaug.kws.recipe import main as _main
+
+    return _main(hparams_file, overrides)
+
+
+def run_kws(hparams_file, overrides=None) -> dict:
+    """Run the recipe and return the results dict (also written to results.json)."""
+    from ganaug.kws.recipe import run_kws as _run
+
+    return _run(hparams_file, overrides)

@@ -1,0 +1,193 @@
+"""The compact keyword classifier: SpeechBrain Fbank features + a DS-CNN.
+
+``KWSClassifier`` takes raw audio ``(batch, time)`` at its ``sample_rate`` and returns logits
+``(batch, num_labels)``; ``embed`` returns the penultimate embedding ``(batch, channels)`` (the
+pooled DS-CNN features, used for FID by :mod:`ganaug.metrics`). It owns its features, so a
+saved classifier needs nothing but its folder to run::
+
+    model = KWSClassifier(label_names=["yes", "no"])
+    save_classifier("runs/clf", model)
+    model = load_classifier("runs/clf")           # eval mode, labels by name
+
+A classifier folder holds ``classifier.safetensors`` and ``config.json`` (format_version, model
+name, constructor kwargs, label names, sample rate); loading never unpickles.
+
+DS-CNN (Zhang et al., 2017, "Hello Edge"): a full 3x3 conv (stride 2) then ``num_blocks``
+depthwise-separable blocks (depthwise 3x3 + BN + ReLU, pointwise 1x1 + BN + ReLU), global
+average pooling, dropout, linear. Log-mel features are normalised per utterance (mean and
+variance over time per mel bin), so the model has no input statistics to carry.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganaug.checkpoint import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors
+
+__all__ = ["KWSClassifier", "save_classifier", "load_classifier", "is_classifier",
+           "CLASSIFIER_WEIGHTS", "CLASSIFIER_FORMAT_VERSION"]
+
+CLASSIFIER_WEIGHTS = "classifier.safetensors"
+CLASSIFIER_CONFIG = "config.json"
+CLASSIFIER_FORMAT_VERSION = 1
+MODEL_NAME = "ds_cnn"
+
+
+def _ds_block(channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 3, stride=stride, padding=1, groups=channels, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels, channels, 1, bias=False),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class KWSClassifier(nn.Module):
+    """Log-mel DS-CNN keyword classifier on raw audio.
+
+    Args:
+        label_names: class names, in logit order (stored by name in checkpoints).
+        sample_rate: rate of the audio given to ``forward``/``embed`` (Hz).
+        n_mels: mel bands of the SpeechBrain ``Fbank`` features (25 ms window, 10 ms hop).
+        channels: width of the DS-CNN; also the embedding size.
+        num_blocks: depthwise-separable blocks (the 2nd is strided, the rest keep the size).
+        dropout: dropout before the final linear layer.
+
+    Shapes: ``forward(wavs (batch, time)) -> logits (batch, len(label_names))``,
+    ``embed(wavs) -> (batch, channels)``. Any clip length of at least 0.1 s works.
+    """
+
+    def __init__(self, label_names, sample_rate: int = 16000, n_mels: int = 40, channels: int = 64,
+                 num_blocks: int = 4, dropout: float = 0.1):
+        super().__init__()
+        if isinstance(label_names, str) or not label_names or len(set(label_names)) != len(label_names):
+            raise ValueError(f"label_names={label_names!r}: give a list of distinct label names, e.g. ['yes', 'no']")
+        for name, value, low in (("sample_rate", sample_rate, 1000), ("n_mels", n_mels, 8),
+                                 ("channels", channels, 4), ("num_blocks", num_blocks, 1)):
+            if int(value) != value or value < low:
+                raise ValueError(f"{name}={value!r}: must be an integer >= {low}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r}: must be in [0, 1)")
+        from speechbrain.lobes.features import Fbank
+
+        self.label_names = [str(n) for n in label_names]
+        self.sample_rate = int(sample_rate)
+        self._kwargs = dict(label_names=self.label_names, sample_rate=self.sample_rate, n_mels=int(n_mels),
+                            channels=int(channels), num_blocks=int(num_blocks), dropout=float(dropout))
+        self.features = Fbank(n_mels=int(n_mels), sample_rate=self.sample_rate)
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        self.blocks = nn.Sequential(*[_ds_block(channels, 2 if i == 1 else 1) for i in range(num_blocks)])
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(channels, len(self.label_names))
+
+    def config(self) -> dict:
+        """Constructor kwargs (what ``save_classifier`` stores)."""
+        return dict(self._kwargs)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self._kwargs["channels"]
+
+    def fbank(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Per-utterance normalised log-mel features ``(batch, frames, n_mels)``."""
+        if wavs.dim() == 3 and wavs.shape[1] == 1:
+            wavs = wavs[:, 0]
+        if wavs.dim() != 2:
+            raise ValueError(f"wavs of shape {tuple(wavs.shape)}: expected (batch, time) mono audio at {self.sample_rate} Hz")
+        if wavs.shape[1] < self.sample_rate // 10:
+            raise ValueError(f"wavs of {wavs.shape[1]} samples: need at least 0.1 s ({self.sample_rate // 10} samples)")
+        with torch.autocast(wavs.device.type, enabled=False):
+            feats = self.features(wavs.float())
+        mean = feats.mean(dim=1, keepdim=True)
+        std = feats.std(dim=1, keepdim=True).clamp_min(1e-5)
+        return (feats - mean) / std
+
+    def embed(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Penultimate embedding ``(batch, channels)``: pooled DS-CNN features, before dropout."""
+        x = self.fbank(wavs).unsqueeze(1)  # (batch, 1, frames, n_mels)
+        x = self.blocks(self.stem(x))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, num_labels)``."""
+        return self.head(self.dropout(self.embed(wavs)))
+
+
+def _learned(state: dict) -> dict:
+    """The trained tensors: everything but the fixed feature-extractor buffers."""
+    return {k: v for k, v in state.items() if not k.startswith("features.")}
+
+
+def is_classifier(path) -> bool:
+    path = Path(path)
+    return (path / CLASSIFIER_WEIGHTS).is_file() and (path / CLASSIFIER_CONFIG).is_file()
+
+
+def save_classifier(folder, model: KWSClassifier, **extra) -> Path:
+    """Write ``model``'s weights (safetensors) and config.json to ``folder`` (atomic writes).
+
+    ``extra`` (e.g. ``test_acc``, ``data_fingerprint``) is stored in config.json.
+    """
+    from ganaug import __version__
+
+    folder = Path(folder)
+    config = {
+        "format_version": CLASSIFIER_FORMAT_VERSION,
+        "model": MODEL_NAME,
+        "kwargs": model.config(),
+        "label_names": list(model.label_names),
+        "sample_rate": model.sample_rate,
+        "ganaug_version": __version__,
+        **extra,
+    }
+    atomic_save_tensors(folder / CLASSIFIER_WEIGHTS, _learned(model.state_dict()))
+    atomic_write_json(folder / CLASSIFIER_CONFIG, config)
+    return folder
+
+
+def load_classifier(folder, device=None) -> KWSClassifier:
+    """Rebuild a classifier saved by ``save_classifier``, in eval mode."""
+    folder = Path(folder)
+    cfg_path = folder / CLASSIFIER_CONFIG
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{cfg_path}: missing; {folder} is not a classifier folder "
+                              f"(expected {CLASSIFIER_CONFIG} and {CLASSIFIER_WEIGHTS}, as written by `ganaug kws`)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{cfg_path}: not valid JSON ({err}); the file is damaged") from err
+    if not isinstance(config, dict) or config.get("format_version") != CLASSIFIER_FORMAT_VERSION:
+        raise CheckpointError(f"{cfg_path}: format_version {config.get('format_version') if isinstance(config, dict) else None!r} "
+                              f"is not one this ganaug reads ({CLASSIFIER_FORMAT_VERSION})")
+    if config.get("model") != MODEL_NAME or "kwargs" not in config:
+        raise CheckpointError(f"{cfg_path}: model {config.get('model')!r} is not a ganaug keyword classifier ({MODEL_NAME!r})")
+    try:
+        model = KWSClassifier(**config["kwargs"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{cfg_path}: kwargs do not build a classifier ({err})") from err
+    weights = folder / CLASSIFIER_WEIGHTS
+    tensors = load_tensors(weights)
+    expected = _learned(model.state_dict())
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{weights}: tensor {name!r} has shape {tuple(tensor.shape)}, "
+                                  f"the config's model expects {tuple(expected[name].shape)}")
+    model.load_state_dict(tensors, strict=False)  # the Fbank buffers are fixed, not stored
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
