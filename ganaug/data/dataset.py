@@ -103,8 +103,9 @@ class KeywordDataset(Dataset):
                 table.update(assign_splits({c.split_key for c in clips if not c.speaker}, self.split_fractions))
                 which = lambda c: table[c.split_key]  # noqa: E731
             clips = [c for c in clips if which(c) == split]
-            if speaker_fraction != 1.0:
-                chosen = subset_speakers({c.split_key for c in clips}, speaker_fraction, seed)
+            if speaker_fraction != 1.0:  # speakers and speakerless clips are thinned apart
+                chosen = subset_speakers({c.split_key for c in clips if c.speaker}, speaker_fraction, seed)
+                chosen |= subset_speakers({c.split_key for c in clips if not c.speaker}, speaker_fraction, seed)
                 clips = [c for c in clips if c.split_key in chosen]
         keep = set(self.label_names)
         clips = [c for c in clips if c.label_name in keep]

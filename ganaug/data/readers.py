@@ -84,6 +84,9 @@ def from_hf(hf_dataset, audio_column="audio", label_column="label", speaker_colu
         value = ds[clip.row][audio_column]
         return decode_hf_audio(value, ds_.sample_rate, ds_.num_samples, ds_.offset, generator, name=clip.path)
 
+    if labels is None and names is not None:  # keep the ClassLabel's order, so indices agree
+        present = {c.label_name for c in clips}
+        labels = [name for name in names if name in present]
     ds_ = KeywordDataset.__new__(KeywordDataset)
     ds_.root = Path(".")
     ds_.layout = "hf"

@@ -66,7 +66,7 @@ def subset_speakers(speakers, fraction: float, seed: int) -> set[str]:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"speaker_fraction={fraction}: must be in (0, 1], e.g. 0.25 for a quarter of the speakers")
     speakers = sorted(set(speakers))
-    if fraction == 1.0:
+    if fraction == 1.0 or not speakers:
         return set(speakers)
     keep = max(1, round(fraction * len(speakers)))
     return set(random.Random(seed).sample(speakers, keep))

@@ -1,0 +1,56 @@
+"""The ganaug command and HyperPyYAML handling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ganaug import __version__
+from ganaug.cli import main
+from ganaug.hparams import HparamsError, load_hparams, parse_overrides, resolve_hparams_file, split_labels
+
+
+def test_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "ganaug.cli", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"ganaug {__version__}"
+    out = subprocess.run([sys.executable, "-m", "ganaug.cli", "--help"], capture_output=True, text=True, check=True)
+    for command in ("train", "generate", "evaluate", "report", "kws", "ablate", "demo"):
+        assert command in out.stdout
+
+
+def test_overrides_parse_as_text():
+    assert parse_overrides(["--labels=yes,no", "--max_steps", "3", "--device=cpu"]) == {
+        "labels": "yes,no", "max_steps": "3", "device": "cpu"}
+    with pytest.raises(HparamsError, match="--key=value"):
+        parse_overrides(["stray"])
+    with pytest.raises(HparamsError, match="give a value"):
+        parse_overrides(["--max_steps"])
+
+
+def test_load_hparams_applies_overrides_and_placeholders(tmp_path):
+    path = tmp_path / "h.yaml"
+    path.write_text("data_folder: !PLACEHOLDER\nlabels: yes,no\nmax_steps: 10\nout: !ref <data_folder>/out\n")
+    hp, resolved = load_hparams(path, {"data_folder": "/d", "max_steps": "3", "labels": "yes"})
+    assert hp["max_steps"] == 3 and hp["out"] == "/d/out" and hp["labels"] == "yes"
+    assert split_labels(hp["labels"]) == ["yes"] and split_labels("yes, no") == ["yes", "no"]
+    assert "max_steps: 3" in resolved and "/d/out" in resolved
+    with pytest.raises(HparamsError, match="does not define"):
+        load_hparams(path, {"data_folder": "/d", "max_stepz": "3"})
+    with pytest.raises(HparamsError, match="data_folder"):
+        load_hparams(path, {})
+
+
+def test_bare_names_find_packaged_hparams(tmp_path):
+    with pytest.raises(HparamsError, match="no such hparams file"):
+        resolve_hparams_file("no_such_config")
+    packaged = sorted(p.stem for p in resolve_hparams_file.__globals__["resources"].files("ganaug").joinpath("hparams").iterdir())
+    if packaged:  # every packaged config resolves by its bare name
+        assert resolve_hparams_file(packaged[0]).is_file()
+
+
+def test_cli_rejects_bad_override(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "whatever.yaml", "stray"])
+    assert "--key=value" in capsys.readouterr().err
