@@ -2,10 +2,18 @@
 
 ``GENERATORS`` maps the family name stored in a checkpoint's config.json to its class; a new
 family registers here and every loader, augmenter and recipe takes it unchanged.
+``DISCRIMINATORS`` maps the same name to the critic that ``ganaug.train`` pairs with it.
+
+A generator has ``family``, ``config()``, ``label_names``, ``sample_rate``, ``num_samples``,
+``latent_dim``, ``forward(z, labels)`` -> what the critic sees, ``encode(wavs)`` -> real clips in
+that space, ``fit_data(wavs)`` (data statistics, set once before training) and
+``sample(n, labels, generator)`` -> waveforms. A critic has ``config()`` and
+``forward(x, labels=None)`` -> ``(batch,)``. The training loop calls nothing else.
 """
 
 from ganaug.models.wavegan import PRESETS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
 
 GENERATORS = {"wavegan": WaveGANGenerator}
+DISCRIMINATORS = {"wavegan": WaveGANDiscriminator}
 
-__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS"]
+__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS", "DISCRIMINATORS"]

@@ -117,6 +117,13 @@ class WaveGANGenerator(nn.Module):
             x = self.post_filter(nn.functional.pad(x, ((n - 1) // 2, n // 2)))
         return x.squeeze(1)
 
+    def encode(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Real clips ``(batch, num_samples)`` in the space D sees: for WaveGAN, the waveform itself."""
+        return wavs
+
+    def fit_data(self, wavs: torch.Tensor) -> None:
+        """Set data statistics before training (families with normalised features); WaveGAN has none."""
+
     @torch.inference_mode()
     def sample(self, n: int, labels=None, generator: torch.Generator | None = None,
                batch_size: int = 256) -> torch.Tensor:
@@ -155,6 +162,8 @@ class PhaseShuffle(nn.Module):
 class WaveGANDiscriminator(nn.Module):
     """WaveGAN critic: ``forward(x, labels=None)`` with ``x`` ``(batch, num_samples)`` -> ``(batch,)``."""
 
+    family = "wavegan"
+
     def __init__(self, model_dim=64, num_samples=16384, phase_shuffle=2, label_names=None):
         super().__init__()
         self.label_names = _check(model_dim, num_samples, label_names)
@@ -171,6 +180,11 @@ class WaveGANDiscriminator(nn.Module):
         if self.label_names is not None:
             self.embed = nn.Embedding(len(self.label_names), features)
             nn.init.zeros_(self.embed.weight)  # starts as the unconditional critic
+
+    def config(self) -> dict:
+        """Constructor kwargs (recorded with the training state, so resume can check them)."""
+        return {"model_dim": self.model_dim, "num_samples": self.num_samples,
+                "phase_shuffle": self.phase_shuffle, "label_names": self.label_names}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(1) if x.dim() == 2 else x
