@@ -1,0 +1,156 @@
+"""``ganaug kws HPARAMS.yaml [--key=value ...]``: train a keyword classifier, test it, write results.json.
+
+The output folder gets ``hparams.yaml`` (the resolved config), ``noise.csv`` (when classic
+augmentation uses background-noise clips), ``classifier/`` (safetensors + config.json, see
+:mod:`ganaug.kws.model`) and ``results.json``::
+
+    {"test_acc": float, "eval_acc": float | null, "num_train": int, "seed": int,
+     "valid_acc", "per_label_acc", "eval_per_label_acc", "num_test", "num_eval", "augmentation",
+     "synthetic_rows", "history", "config", ...}
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from ganaug.hparams import HparamsError, load_hparams
+
+__all__ = ["main", "run_kws", "check_hparams", "RESULTS_FILE"]
+
+RESULTS_FILE = "results.json"
+CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append")}
+SCALARS = (bool, int, float, str, type(None))
+
+
+def check_hparams(hp: dict) -> None:
+    """Clear errors for values the recipe cannot use."""
+    for key, allowed in CHOICES.items():
+        if hp[key] not in allowed:
+            raise HparamsError(f"{key}={hp[key]!r}: choose one of {', '.join(allowed)}")
+    for key in ("number_of_epochs", "batch_size", "synthetic_per_label"):
+        if not isinstance(hp[key], int) or hp[key] < 1:
+            raise HparamsError(f"{key}={hp[key]!r}: must be a positive integer")
+    if not 0.0 <= float(hp["gan_p"]) <= 1.0:
+        raise HparamsError(f"gan_p={hp['gan_p']!r}: must be a probability in [0, 1]")
+    if hp["train_source"] == "synthetic" and not hp["gan_ckpt"]:
+        raise HparamsError("train_source=synthetic (TSTR) needs --gan_ckpt=DIR, the generator to train on")
+    device = str(hp["device"])
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HparamsError(f"device={device}: CUDA is not available here; use --device=cpu")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _classic_augmenter(hp: dict, output_folder: Path):
+    if not hp["classic_augment"]:
+        return None
+    from ganaug.kws.data import write_noise_csv
+
+    noise_folder = str(hp["noise_folder"] or "")
+    add_noise = hp["add_noise"]
+    if noise_folder:
+        if not Path(noise_folder).is_dir():
+            raise HparamsError(f"noise_folder={noise_folder}: no such folder; give background-noise clips "
+                               f"(Speech Commands' _silence_) or --noise_folder='' for white noise")
+        write_noise_csv(noise_folder, add_noise.csv_file)
+    else:
+        add_noise.csv_file = None  # AddNoise falls back to white noise
+    return hp["classic_augmenter"]
+
+
+def run_kws(hparams_file, overrides=None) -> dict:
+    """Run the recipe; returns the results dict (also written to ``<output_folder>/results.json``)."""
+    from ganaug.checkpoint import atomic_write, atomic_write_json
+    from ganaug.kws.brain import AugmentPipeline, train_speechbrain
+    from ganaug.kws.data import load_kws_data, make_gan_augment, synthesize
+    from ganaug.kws.model import save_classifier
+
+    hp, resolved = load_hparams(hparams_file, overrides)
+    check_hparams(hp)
+    if int(hp.get("num_threads") or 0) > 0:
+        torch.set_num_threads(int(hp["num_threads"]))
+    started = time.time()
+    output_folder = Path(str(hp["output_folder"]))
+    output_folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
+    _seed_everything(int(hp["seed"]))
+
+    data = load_kws_data(hp)
+    num_real = len(data.train[0])
+    if hp["train_source"] == "synthetic":  # TSTR: the real training split is replaced by generated clips
+        data.train = synthesize(hp["gan_ckpt"], data.label_names, int(hp["synthetic_per_label"]),
+                                int(hp["sample_rate"]), int(hp["num_samples"]), int(hp["seed"]), str(hp["device"]))
+    classic = _classic_augmenter(hp, output_folder)
+    gan_on = bool(hp["gan_ckpt"]) and hp["train_source"] == "real"
+    _seed_everything(int(hp["seed"]))
+    if hp["trainer"] == "speechbrain":
+        gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None
+        augment = AugmentPipeline(gan, classic)
+        out = train_speechbrain(hp, data, augment)
+        synthetic_rows = augment.synthetic_rows
+    else:
+        from ganaug.kws.hf import train_hf
+
+        gan = make_gan_augment(hp, data.label_names, "core") if gan_on else None
+        out = train_hf(hp, data, classic=classic, gan_augment=gan)
+        synthetic_rows = out["synthetic_rows"]
+
+    test, evals = out["test"], out.get("eval")
+    results = {
+        "test_acc": test["acc"],
+        "eval_acc": evals["acc"] if evals else None,
+        "num_train": len(data.train[0]),
+        "seed": int(hp["seed"]),
+        "valid_acc": out["valid_acc"],
+        "best_epoch": out["best_epoch"],
+        "per_label_acc": test["per_label_acc"],
+        "eval_per_label_acc": evals["per_label_acc"] if evals else None,
+        "num_real_train": num_real if hp["train_source"] == "real" else 0,
+        "num_valid": len(data.valid[0]),
+        "num_test": test["n"],
+        "num_eval": evals["n"] if evals else 0,
+        "speaker_fraction": float(hp["speaker_fraction"]),
+        "label_names": data.label_names,
+        "trainer": hp["trainer"],
+        "train_source": hp["train_source"],
+        "augmentation": {"classic": bool(hp["classic_augment"]), "gan_ckpt": str(hp["gan_ckpt"] or "") or None,
+                         "gan_p": float(hp["gan_p"]), "gan_mode": hp["gan_mode"]},
+        "synthetic_rows": int(synthetic_rows),
+        "history": out["history"],
+        "duration_s": round(time.time() - started, 2),
+        "config": {k: v for k, v in hp.items() if isinstance(v, SCALARS) or
+                   (isinstance(v, list) and all(isinstance(x, SCALARS) for x in v))},
+        **{k: v for k, v in data.info.items() if k != "train_speaker_ids"},
+    }
+    save_classifier(output_folder / "classifier", out["model"], test_acc=results["test_acc"],
+                    data_fingerprint=data.info.get("train_fingerprint"))
+    atomic_write_json(output_folder / RESULTS_FILE, results)
+    return results
+
+
+def main(hparams_file, overrides=None) -> int:
+    import sys
+
+    try:
+        results = run_kws(hparams_file, overrides)
+    except HparamsError as err:
+        print(f"ganaug kws: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(str(results["config"]["output_folder"]))
+    eval_text = "" if results["eval_acc"] is None else f", eval_acc {results['eval_acc']:.4f}"
+    print(f"test_acc {results['test_acc']:.4f}{eval_text} ({results['num_train']} training clips, "
+          f"seed {results['seed']}); results in {out / RESULTS_FILE}")
+    return 0
