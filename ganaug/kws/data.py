@@ -148,6 +148,7 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
         from ganaug.integrations.speechbrain import GanAugment
     else:
         from ganaug.augment import GanAugment
-    wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), label_names=list(label_names))
+    wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), label_names=list(label_names),
+                  sample_rate=int(hp["sample_rate"]))
     params = inspect.signature(GanAugment).parameters
     return GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
