@@ -1,0 +1,264 @@
+"""SyntheticBank: clips generated once, drawn many times (how CPU-only training stays fast).
+
+A bank folder holds ``bank.json`` and either audio files plus a SpeechBrain CSV manifest::
+
+    bank/
+      bank.json                 label_names, sample_rate, num_samples, per_label, seed, ckpt
+      manifest.csv              ID, duration, wav, spk_id, label   (wav = $data_root/<label>/<ID>.flac)
+      <label>/<label>_000000.flac
+
+or a HuggingFace dataset written by ``datasets.Dataset.save_to_disk`` (columns ``id``,
+``audio`` as ``Audio``, ``label`` as ``ClassLabel``, ``spk_id``). ``ganaug generate`` writes both.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm.auto import tqdm
+
+from ganaug.audio import load_audio
+from ganaug.checkpoint import atomic_write, atomic_write_json
+from ganaug.augment.source import make_source, mix_seed
+
+__all__ = ["SyntheticBank", "generate_bank", "generate_main", "is_bank", "BANK_FILE", "MANIFEST_FILE", "FORMATS"]
+
+BANK_FILE = "bank.json"
+MANIFEST_FILE = "manifest.csv"
+FORMATS = ("flac", "wav", "hf")
+SPEAKER = "ganaug"  # spk_id of synthetic clips in manifests
+
+
+def is_bank(path) -> bool:
+    path = Path(path)
+    return (path / BANK_FILE).is_file() or (path / MANIFEST_FILE).is_file() or (path / "dataset_info.json").is_file()
+
+
+class SyntheticBank:
+    """Pre-generated synthetic clips, one ``(n, num_samples)`` float32 tensor per label.
+
+    Args:
+        path: a bank folder (``ganaug generate`` output, a SpeechBrain CSV with ``wav`` and
+            ``label`` columns, or a saved HF dataset with ``audio`` and ``label`` columns).
+        mmap: keep each label's clips in ``<path>/.tensors/<label>.npy`` and map it (shared by
+            DataLoader workers, decoded once); ``False`` decodes into RAM.
+
+    Tensors load lazily, per label, once per process; pickling drops them (paths travel).
+    """
+
+    def __init__(self, path, mmap: bool = True):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"bank={str(path)!r}: no such folder; create one with "
+                                    f"`ganaug generate CKPT --per-label N --out {path}`")
+        self.mmap = bool(mmap)
+        meta = json.loads((self.path / BANK_FILE).read_text()) if (self.path / BANK_FILE).is_file() else {}
+        if (self.path / MANIFEST_FILE).is_file():
+            self.format, self._files = "csv", self._read_manifest()
+        elif (self.path / "dataset_info.json").is_file():
+            self.format, self._files = "hf", self._read_hf()
+        else:
+            raise FileNotFoundError(f"{self.path}: no {MANIFEST_FILE} or saved HF dataset; not a synthetic bank "
+                                    f"(create one with `ganaug generate`)")
+        self.label_names = list(meta.get("label_names") or self._files)
+        self.sample_rate = int(meta.get("sample_rate", 16000))
+        self.num_samples = meta.get("num_samples")
+        self.meta = meta
+        self._tensors: dict[str, torch.Tensor] = {}
+
+    # -- reading the index -------------------------------------------------------------------
+    def _read_manifest(self) -> dict[str, list]:
+        files: dict[str, list] = {}
+        with open(self.path / MANIFEST_FILE, newline="") as f:
+            for row in csv.DictReader(f):
+                if "wav" not in row or "label" not in row:
+                    raise ValueError(f"{self.path / MANIFEST_FILE}: needs 'wav' and 'label' columns, found {sorted(row)}")
+                wav = row["wav"].replace("$data_root", str(self.path))
+                files.setdefault(row["label"], []).append(wav if os.path.isabs(wav) else str(self.path / wav))
+        if not files:
+            raise ValueError(f"{self.path / MANIFEST_FILE}: the manifest has no rows")
+        return files
+
+    def _hf_dataset(self):
+        import datasets
+
+        ds = datasets.load_from_disk(str(self.path))
+        if isinstance(ds.features.get("audio"), datasets.Audio):
+            ds = ds.cast_column("audio", datasets.Audio(decode=False))
+        return ds
+
+    def _read_hf(self) -> dict[str, list]:
+        ds = self._hf_dataset()
+        names = getattr(ds.features["label"], "names", None)
+        files: dict[str, list] = {}
+        for row, value in enumerate(ds["label"]):
+            files.setdefault(names[value] if names else str(value), []).append(row)
+        return files
+
+    # -- clips -------------------------------------------------------------------------------
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tensors"] = {}
+        return state
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._files.values())
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(self._files.get(name, [])) for name in self.label_names}
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.sha1(json.dumps(self.meta, sort_keys=True, default=str).encode())
+        index = self.path / (MANIFEST_FILE if self.format == "csv" else "dataset_info.json")
+        st = os.stat(index)
+        h.update(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.counts()}".encode())
+        return h.hexdigest()[:16]
+
+    def _decode(self, label: str) -> np.ndarray:
+        if self.format == "csv":
+            wavs = [load_audio(f, self.sample_rate) for f in self._files[label]]
+        else:
+            from ganaug.data import decode_hf_audio
+
+            ds = self._hf_dataset().select(self._files[label])
+            wavs = [decode_hf_audio(v, self.sample_rate, name=f"{self.path}[{label}]") for v in ds["audio"]]
+        length = int(self.num_samples or max(w.shape[-1] for w in wavs))
+        array = np.zeros((len(wavs), length), dtype=np.float32)
+        for i, w in enumerate(wavs):
+            array[i, : min(length, w.shape[-1])] = w[:length].numpy()
+        return array
+
+    def clips(self, label: str) -> torch.Tensor:
+        """All clips of ``label``, ``(n, num_samples)`` float32 (memory-mapped when ``mmap``)."""
+        if label not in self._files:
+            raise ValueError(f"label {label!r} is not in the bank {self.path}; it holds {self.label_names}")
+        tensor = self._tensors.get(label)
+        if tensor is None:
+            cache = self.path / ".tensors" / f"{label}.npy"
+            if self.mmap and not cache.is_file():
+                def write(tmp):
+                    with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
+                        np.save(f, self._decode(label))
+
+                try:
+                    atomic_write(cache, write)
+                except OSError:
+                    pass  # read-only bank: fall back to RAM
+            if self.mmap and cache.is_file():
+                tensor = torch.from_numpy(np.load(cache, mmap_mode="c"))
+            else:
+                tensor = torch.from_numpy(self._decode(label))
+            self._tensors[label] = tensor
+        return tensor
+
+    def draw(self, label: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` clips of ``label`` drawn uniformly with replacement."""
+        clips = self.clips(label)
+        return clips[torch.randint(0, clips.shape[0], (n,), generator=generator)].clone()
+
+    def generate(self, names, seeds, device=None) -> torch.Tensor:
+        """The source interface: clip ``seeds[i] mod count`` of ``names[i]`` for every row."""
+        names, seeds = list(names), [int(s) for s in seeds]
+        unknown = sorted({n for n in names if n not in self._files})
+        if unknown:
+            raise ValueError(f"labels {unknown} are not in the bank {self.path}; it holds {self.label_names}")
+        rows = [self.clips(name)[seed % self.clips(name).shape[0]] for name, seed in zip(names, seeds)]
+        out = torch.stack(rows) if rows else torch.empty(0, int(self.num_samples or 0))
+        return out if device is None else out.to(device)
+
+    def __repr__(self) -> str:
+        return f"SyntheticBank({str(self.path)!r}, {len(self)} clips, labels={self.label_names}, {self.sample_rate} Hz)"
+
+
+# -- writing a bank ------------------------------------------------------------------------------
+def _audio_bytes(clip: np.ndarray, sample_rate: int, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, clip, sample_rate, format=fmt.upper(), subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: int = 64, device=None,
+                  seed: int = 0, labels=None, progress: bool = True) -> SyntheticBank:
+    """Generate ``per_label`` clips of every label of ``ckpt`` into the bank folder ``out``.
+
+    Clip ``i`` of label ``y`` is a pure function of ``(seed, y, i)``: the batch size and the
+    device change speed, not content (up to float rounding across devices).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format={format!r}: choose one of {FORMATS}")
+    if isinstance(per_label, bool) or int(per_label) < 1:
+        raise ValueError(f"per_label={per_label!r}: give a positive number of clips per label")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be a positive number of clips")
+    source = make_source(ckpt)
+    if isinstance(source, SyntheticBank):
+        raise ValueError(f"ckpt={str(ckpt)!r} is already a bank; give a checkpoint directory")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    labels = list(source.label_names if labels is None else labels)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rate, ext = source.sample_rate, ("flac" if format == "hf" else format)
+    rows = []  # (id, label, clip bytes or path, num_samples)
+    bar = tqdm(total=per_label * len(labels), desc="generate", unit="clip", disable=not progress)
+    for label in labels:
+        for start in range(0, per_label, batch_size):
+            stop = min(per_label, start + batch_size)
+            seeds = [mix_seed(seed, label, i) for i in range(start, stop)]
+            clips = source.generate([label] * len(seeds), seeds, device).cpu().numpy()
+            for i, clip in zip(range(start, stop), clips):
+                uid = f"{label}_{i:06d}"
+                if format == "hf":
+                    rows.append((uid, label, _audio_bytes(clip, rate, ext), clip.shape[-1]))
+                else:
+                    path = out / label / f"{uid}.{ext}"
+                    path.parent.mkdir(exist_ok=True)
+                    atomic_write(path, lambda tmp, c=clip: sf.write(tmp, c, rate, format=ext.upper(), subtype="PCM_16"))
+                    rows.append((uid, label, f"$data_root/{label}/{uid}.{ext}", clip.shape[-1]))
+            bar.update(len(seeds))
+    bar.close()
+    if format == "hf":
+        import datasets
+
+        ds = datasets.Dataset.from_dict({
+            "id": [r[0] for r in rows],
+            "audio": [{"bytes": r[2], "path": f"{r[0]}.{ext}"} for r in rows],
+            "label": [labels.index(r[1]) for r in rows],
+            "spk_id": [SPEAKER] * len(rows),
+        })
+        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
+        ds = ds.cast_column("label", datasets.ClassLabel(names=labels))
+        ds.save_to_disk(str(out))
+    else:
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["ID", "duration", "wav", "spk_id", "label"])
+                for uid, label, wav, n in rows:
+                    w.writerow([uid, f"{n / rate:.4f}", wav, SPEAKER, label])
+
+        atomic_write(out / MANIFEST_FILE, write)
+    from ganaug import __version__
+
+    atomic_write_json(out / BANK_FILE, {
+        "format": format, "label_names": labels, "sample_rate": rate, "num_samples": source.num_samples,
+        "per_label": int(per_label), "seed": int(seed), "ckpt": str(ckpt), "ckpt_fingerprint": source.fingerprint(),
+        "ganaug_version": __version__,
+    })
+    return SyntheticBank(out)
+
+
+def generate_main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0) -> int:
+    """``ganaug generate CKPT --per-label N --out DIR [--format flac|wav|hf]``."""
+    bank = generate_bank(ckpt, out, per_label, format, batch_size, device, seed)
+    print(f"wrote {len(bank)} clips ({per_label} per label, {', '.join(bank.label_names)}) to {out}")
+    return 0
+

@@ -1,0 +1,234 @@
+"""GanAugment: replace (or add) rows of a batch with synthetic clips of the same label.
+
+The work is done by stateless functions (:func:`draw_params`, :func:`fit_clips`,
+:func:`gan_augment`); :class:`GanAugment` is the thin ``nn.Module`` that validates arguments,
+owns the source and passes through in ``eval()``.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import torch
+from torch import nn
+
+from ganaug.audio import fit_length, resample
+from ganaug.augment.source import MAX_SEED, make_source
+
+__all__ = ["GanAugment", "draw_params", "fit_clips", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
+
+MODES = ("replace", "append")
+UNKNOWN_LABELS = ("error", "keep")
+
+
+def draw_params(batch_size: int, p: float, generator: torch.Generator | None = None) -> dict:
+    """The random choices of one call, drawn apart from the work: which rows (``mask``) and
+    the seed of each row's synthetic clip (``seeds``), both ``(batch_size,)`` on the CPU."""
+    device = generator.device if generator is not None else "cpu"
+    mask = torch.rand(batch_size, generator=generator, device=device) < p
+    seeds = torch.randint(0, MAX_SEED, (batch_size,), generator=generator, device=device)
+    return {"mask": mask.cpu(), "seeds": seeds.cpu()}
+
+
+def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_samples: int) -> tuple[torch.Tensor, int]:
+    """Resample ``(n, time)`` clips and crop (centre) or zero-pad (at the end) them to
+    ``num_samples``; returns the clips and the length of their audio before padding."""
+    clips = resample(clips, orig_sample_rate, sample_rate)
+    valid = min(clips.shape[-1], num_samples)
+    offset = "center" if clips.shape[-1] > num_samples else "start"
+    return fit_length(clips, num_samples, offset), valid
+
+
+def label_names_of(labels, label_names=None, batch_size: int | None = None) -> list[str]:
+    """Label names of a batch from names, or from indices (tensor or ints) plus ``label_names``."""
+    if isinstance(labels, str):
+        raise ValueError(f"labels={labels!r}: give one label per row (a list of names or a tensor of indices)")
+    if isinstance(labels, torch.Tensor):
+        if labels.is_floating_point() or labels.dim() > 2 or (labels.dim() == 2 and labels.shape[1] != 1):
+            raise ValueError(f"labels: expected integer indices of shape (batch,) or (batch, 1), got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        values = labels.reshape(-1).tolist()
+    else:
+        values = list(labels)
+    if batch_size is not None and len(values) != batch_size:
+        raise ValueError(f"labels has {len(values)} entries for a batch of {batch_size} rows; give one label per row")
+    if all(isinstance(v, str) for v in values):
+        return values
+    if label_names is None:
+        raise ValueError("labels are indices: pass label_names= (the dataset's label names, in index order) so they "
+                         "can be matched to the generator's labels by name")
+    names = list(getattr(label_names, "names", label_names))  # also a datasets.ClassLabel
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v)
+        elif not 0 <= int(v) < len(names):
+            raise ValueError(f"label index {int(v)} is outside label_names (0..{len(names) - 1}: {names})")
+        else:
+            out.append(str(names[int(v)]))
+    return out
+
+
+def gan_augment(wavs, names, source, params, mode="replace", lengths=None, sample_rate=None, known=None, device=None):
+    """Apply frozen ``params`` (see :func:`draw_params`) to ``wavs`` ``(batch, time)``.
+
+    Returns ``(wavs, lengths, rows)``: ``rows`` are the batch rows that got a synthetic clip
+    (replaced in place of a copy, or appended after the batch in that order).
+    """
+    mask = params["mask"].clone()
+    if known is not None:
+        mask &= torch.tensor(known, dtype=torch.bool)
+    rows = mask.nonzero().flatten()
+    if rows.numel() == 0:
+        return wavs, lengths, rows
+    work_device = device if device is not None else wavs.device
+    clips = source.generate([names[r] for r in rows.tolist()], params["seeds"][rows].tolist(), work_device)
+    clips, valid = fit_clips(clips, source.sample_rate, sample_rate or source.sample_rate, wavs.shape[-1])
+    clips = clips.to(device=wavs.device, dtype=wavs.dtype)
+    new_lens = None
+    if lengths is not None:
+        value = valid / wavs.shape[-1] if lengths.is_floating_point() else valid  # relative or in samples
+        new_lens = torch.full((rows.numel(),), value, dtype=lengths.dtype, device=lengths.device)
+    if mode == "replace":
+        wavs = wavs.clone()
+        wavs[rows.to(wavs.device)] = clips
+        if lengths is not None:
+            lengths = lengths.clone()
+            lengths[rows.to(lengths.device)] = new_lens
+        return wavs, lengths, rows
+    wavs = torch.cat([wavs, clips])
+    if lengths is not None:
+        lengths = torch.cat([lengths, new_lens])
+    return wavs, lengths, rows
+
+
+def _select(labels, rows: torch.Tensor):
+    if isinstance(labels, torch.Tensor):
+        return labels[rows.to(labels.device)]
+    return [labels[r] for r in rows.tolist()]
+
+
+def _concat(labels, extra):
+    if isinstance(labels, torch.Tensor):
+        return torch.cat([labels, extra])
+    return type(labels)(list(labels) + list(extra)) if isinstance(labels, (list, tuple)) else list(labels) + list(extra)
+
+
+class GanAugment(nn.Module):
+    """Synthetic keyword clips as a data augmentation, torchaudio style.
+
+    ``aug(wavs, labels)`` replaces each row of ``wavs`` ``(batch, time)`` with probability ``p``
+    by a synthetic clip *of that row's own label*; ``mode="append"`` adds the synthetic clips as
+    extra rows and returns ``(wavs, lengths, labels)``.
+
+    Args:
+        ckpt: a conditional checkpoint directory, a per-keyword run folder, ``{label: dir}``,
+            or a bank folder. May be ``None`` when ``bank`` is given.
+        p: probability that a row gets a synthetic clip, in [0, 1].
+        mode: ``"replace"`` (default) or ``"append"``; a call may override it.
+        device: where G runs (``None``: the input's device). Output is on the input's device.
+        bank: a :class:`SyntheticBank` or its folder: draw pre-generated clips instead of running G.
+        unknown_labels: ``"error"`` (a label G does not know raises) or ``"keep"`` (such rows pass through).
+        sample_rate: rate of the batches (default: the generator's); synthetic clips are resampled to it.
+        label_names: the dataset's label names in index order, for labels given as indices.
+
+    Labels are matched by *name*. Synthetic clips are cropped (centre) or zero-padded (at the
+    end) to the batch's length and cast to its dtype and device. In ``eval()`` and at ``p=0``
+    input passes through unchanged. A seeded ``generator=`` makes a call repeatable; the random
+    choices come from :meth:`draw_params` and can be frozen with ``params=``. G is not a
+    submodule: its weights stay out of ``state_dict()`` and optimizers.
+    """
+
+    def __init__(self, ckpt=None, p: float = 0.5, mode: str = "replace", device=None, bank=None,
+                 unknown_labels: str = "error", sample_rate: int | None = None, label_names=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p={p!r}: must be a probability in [0, 1] (e.g. p=0.5)")
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}: choose one of {MODES}")
+        if unknown_labels not in UNKNOWN_LABELS:
+            raise ValueError(f"unknown_labels={unknown_labels!r}: choose 'error' (raise) or 'keep' (pass such rows through)")
+        if sample_rate is not None and (isinstance(sample_rate, bool) or int(sample_rate) <= 0):
+            raise ValueError(f"sample_rate={sample_rate!r}: give the batches' rate in Hz (e.g. 16000) or None")
+        try:
+            self.device = None if device is None else torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device={device!r}: not a torch device; use 'cpu', 'cuda', 'cuda:0' or None") from err
+        self.p, self.mode, self.unknown_labels = float(p), mode, unknown_labels
+        self.source = make_source(ckpt, bank)
+        if hasattr(self.source, "load") and self.p > 0:
+            self.source.load(self.device)  # a damaged checkpoint fails here, not mid-epoch
+        self.sample_rate = int(sample_rate) if sample_rate is not None else self.source.sample_rate
+        self.label_names = None if label_names is None else list(getattr(label_names, "names", label_names))
+
+    @property
+    def known_labels(self) -> list[str]:
+        """Label names this augmentation can synthesise."""
+        return list(self.source.label_names)
+
+    def draw_params(self, batch_size: int, generator: torch.Generator | None = None) -> dict:
+        return draw_params(batch_size, self.p, generator)
+
+    def _check(self, wavs, labels, label_names):
+        if not isinstance(wavs, torch.Tensor):
+            raise TypeError(f"wavs: expected a float tensor (batch, time), got {type(wavs).__name__}")
+        if not wavs.is_floating_point():
+            raise ValueError(f"wavs has dtype {wavs.dtype}: GanAugment needs float audio in [-1, 1]; "
+                             f"convert with wavs.float() / 32768 for 16-bit PCM")
+        if wavs.dim() != 2:
+            raise ValueError(f"wavs has shape {tuple(wavs.shape)}: expected (batch, time); squeeze the channel "
+                             f"dimension of mono audio with wavs.squeeze(1)")
+        names = label_names_of(labels, label_names if label_names is not None else self.label_names, wavs.shape[0])
+        known = [n in self.source.label_names for n in names]
+        if not all(known) and self.unknown_labels == "error":
+            unknown = sorted({n for n, k in zip(names, known) if not k})
+            raise ValueError(f"labels {unknown} are not known to the generator (it knows {self.known_labels}); "
+                             f"pass unknown_labels='keep' to let those rows through, or use a generator trained on them")
+        return names, known
+
+    def forward(self, wavs: torch.Tensor, labels, lengths: torch.Tensor | None = None, *, label_names=None,
+                mode: str | None = None, generator: torch.Generator | None = None, params: dict | None = None,
+                sample_rate: int | None = None):
+        """Args: ``wavs`` float ``(batch, time)``; ``labels`` names or indices (with ``label_names``);
+        ``lengths`` relative (float, SpeechBrain) or absolute (int) lengths ``(batch,)``.
+
+        Returns ``(wavs, labels)``, ``(wavs, lengths, labels)`` when ``lengths`` is given, and
+        always ``(wavs, lengths, labels)`` in append mode (relative lengths when none came in).
+        """
+        mode = self.mode if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r}: choose one of {MODES}")
+        names, known = self._check(wavs, labels, label_names)
+        if lengths is not None and (not isinstance(lengths, torch.Tensor) or lengths.shape != (wavs.shape[0],)):
+            raise ValueError(f"lengths: expected a tensor of shape ({wavs.shape[0]},), one length per row")
+        if mode == "append" and lengths is None:
+            lengths = torch.ones(wavs.shape[0], device=wavs.device)
+        if not self.training or (self.p == 0 and params is None):
+            return (wavs, labels) if lengths is None else (wavs, lengths, labels)
+        params = self.draw_params(wavs.shape[0], generator) if params is None else params
+        out, out_lengths, rows = gan_augment(wavs, names, self.source, params, mode, lengths,
+                                             sample_rate or self.sample_rate, known, self.device)
+        if mode == "append" and rows.numel():
+            labels = _concat(labels, _select(labels, rows))
+        return (out, labels) if out_lengths is None else (out, out_lengths, labels)
+
+    # -- HuggingFace datasets -----------------------------------------------------------------
+    def hf_map(self, ratio: float = 0.5, **kwargs):
+        """A function for ``Dataset.map(batched=True)`` that adds ``ratio`` synthetic rows per row
+        (see :func:`ganaug.integrations.hf.hf_map`)."""
+        from ganaug.integrations.hf import hf_map
+
+        return hf_map(self, ratio=ratio, **kwargs)
+
+    def hf_transform(self, p: float | None = None, **kwargs):
+        """A function for ``Dataset.with_transform``: fresh synthetic rows at every access
+        (see :func:`ganaug.integrations.hf.hf_transform`)."""
+        from ganaug.integrations.hf import hf_transform
+
+        return hf_transform(self, p=p, **kwargs)
+
+    with_transform = hf_transform
+
+    def extra_repr(self) -> str:
+        return (f"p={self.p}, mode={self.mode!r}, labels={self.known_labels}, sample_rate={self.sample_rate}, "
+                f"unknown_labels={self.unknown_labels!r}, source={type(self.source).__name__}")
