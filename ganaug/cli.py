@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="real data folder, for real clips beside generated ones")
     p.add_argument("--per-label", dest="per_label", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--metrics", default=None, help="metrics.json of `ganaug evaluate` (default: found in OUT or CKPT/eval)")
+    p.add_argument("--ablation", default=None, help="ablation plot PNG (default: found in an ablation* folder beside CKPT)")
 
     p = sub.add_parser("demo", help="the main job: train a small conditional generator, evaluate, ablate, report")
     p.add_argument("--data_folder", default=None, help="Speech Commands folder (default: ../shared/data/speech_commands if present)")

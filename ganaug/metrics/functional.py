@@ -1,0 +1,172 @@
+"""The metric math, as stateless functions on tensors (no models, no files).
+
+Shapes: ``probs`` ``(n, num_classes)`` rows summing to 1; ``features`` ``(n, dim)``;
+``wavs`` ``(n, time)`` float audio. Everything is computed in float64 on the CPU, where
+the sums are small and exactness matters more than speed, except the spectral features and
+pairwise distances, which run on the tensors' device.
+
+References:
+  - Inception Score: Salimans et al., 2016, "Improved Techniques for Training GANs":
+    ``IS = exp(E_x KL(p(y|x) || p(y)))``, reported as mean and std over ``splits`` chunks.
+  - Modified IS: Gurumurthy et al., 2017, "DeLiGAN": ``mIS = exp(E_{x,x'} KL(p(y|x) || p(y|x')))``
+    over all pairs of samples (as DiffWave reports it for SC09); it rewards confident
+    predictions that also differ between samples.
+  - FID: Heusel et al., 2017; here on the reference classifier's embedding instead of Inception's.
+  - |D|train and |D|self: Donahue et al., 2019, "Adversarial Audio Synthesis" (WaveGAN), Sec. 6:
+    mean Euclidean distance from each clip to its nearest neighbour in the training data, and
+    within its own set (a small |D|self flags mode collapse, a small |D|train memorisation).
+    Distances are taken, as in the paper's code (``eval/similarity/feats.py``), on flattened
+    log-mel magnitude spectrograms: 16384 samples, STFT 2048/128 (Hann), 128 mel bands
+    40-7800 Hz, ``log(mel + 1e-6)``: see :func:`nn_features`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = [
+    "inception_score", "modified_inception_score", "frechet_distance", "feature_stats",
+    "frechet_distance_from_features", "nn_features", "nn_distance", "label_accuracy",
+]
+
+
+def _check_probs(probs, name="probs") -> torch.Tensor:
+    probs = torch.as_tensor(probs, dtype=torch.float64).cpu()
+    if probs.dim() != 2 or probs.shape[0] == 0:
+        raise ValueError(f"{name} of shape {tuple(probs.shape)}: expected (n, num_classes) with n >= 1")
+    if (probs < -1e-9).any() or not torch.allclose(probs.sum(1), torch.ones(probs.shape[0], dtype=torch.float64), atol=1e-4):
+        raise ValueError(f"{name}: rows must be probabilities summing to 1 (apply softmax to logits first)")
+    return probs.clamp_min(0)
+
+
+def _kl_to_marginal(probs: torch.Tensor) -> torch.Tensor:
+    """``KL(p(y|x_i) || p(y))`` per row; ``0 log 0 = 0``."""
+    marginal = probs.mean(0, keepdim=True)
+    return (torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, marginal)).sum(1)
+
+
+def inception_score(probs, splits: int = 10) -> tuple[float, float]:
+    """``(mean, std)`` of the Inception Score over ``splits`` equal chunks of the rows.
+
+    ``splits`` is lowered to the number of rows when there are fewer. Ranges from 1 (every
+    clip gets the same prediction) to ``num_classes`` (confident, classes used uniformly).
+    """
+    probs = _check_probs(probs)
+    if splits < 1:
+        raise ValueError(f"splits={splits}: must be >= 1")
+    splits = min(int(splits), probs.shape[0])
+    scores = [float(torch.exp(_kl_to_marginal(chunk).mean())) for chunk in torch.tensor_split(probs, splits)]
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def modified_inception_score(probs, eps: float = 1e-12, max_rows: int = 2000) -> float:
+    """``exp(mean over pairs i, j of KL(p(y|x_i) || p(y|x_j)))`` (Gurumurthy et al., 2017).
+
+    ``p(y|x_j)`` is clamped at ``eps`` so that two confident, different predictions give a large
+    but finite KL. Uses the first ``max_rows`` rows (the pair matrix is quadratic).
+    """
+    probs = _check_probs(probs)[:max_rows]
+    neg_entropy = torch.special.xlogy(probs, probs).sum(1)              # sum_y p_i log p_i
+    cross = probs @ probs.clamp_min(eps).log().T                        # sum_y p_i log p_j
+    kl = neg_entropy[:, None] - cross
+    return float(torch.exp(kl.mean()))
+
+
+def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(dim,)`` and covariance ``(dim, dim)`` (unbiased) of ``features`` ``(n, dim)``."""
+    x = torch.as_tensor(features).detach().cpu().double().numpy()
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"features of shape {x.shape}: need (n, dim) with n >= 2 for a covariance")
+    return x.mean(0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance of two Gaussians:
+    ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``.
+
+    The trace of the matrix square root is taken by eigenvalues: ``(S1 S2)^(1/2)`` has the
+    eigenvalues of the symmetric PSD ``S1^(1/2) S2 S1^(1/2)``, so only symmetric
+    eigendecompositions are needed (stable for the rank-deficient covariances of small sets,
+    where ``scipy.linalg.sqrtm`` returns complex noise).
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched shapes: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}")
+    w1, v1 = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    root1 = (v1 * np.sqrt(w1.clip(min=0))) @ v1.T
+    middle = root1 @ sigma2 @ root1
+    tr_covmean = np.sqrt(np.linalg.eigvalsh((middle + middle.T) / 2).clip(min=0)).sum()
+    diff = mu1 - mu2
+    return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean, 0.0))
+
+
+def frechet_distance_from_features(features1, features2) -> float:
+    """FID between two sets of embeddings ``(n1, dim)`` and ``(n2, dim)``."""
+    return frechet_distance(*feature_stats(features1), *feature_stats(features2))
+
+
+_MEL_CACHE: dict = {}
+
+
+def nn_features(wavs: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
+    """WaveGAN's similarity features: flattened log-mel magnitude spectrograms ``(n, 128 * 128)``.
+
+    ``wavs`` ``(n, time)`` are cropped or zero-padded to 16384 samples first (as the paper's
+    code does), so sets of any clip length compare in one space.
+    """
+    import torchaudio
+
+    if wavs.dim() != 2:
+        raise ValueError(f"wavs of shape {tuple(wavs.shape)}: expected (n, time)")
+    length = 16384
+    wavs = wavs.float()
+    wavs = wavs[:, :length] if wavs.shape[1] >= length else torch.nn.functional.pad(wavs, (0, length - wavs.shape[1]))
+    key = (sample_rate, str(wavs.device))
+    if key not in _MEL_CACHE:
+        _MEL_CACHE[key] = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=2048, hop_length=128, f_min=40.0, f_max=min(7800.0, sample_rate / 2),
+            n_mels=128, power=1.0, center=False, norm=None, mel_scale="htk",
+        ).to(wavs.device)
+    # pad the end so that frames = time / hop, as tf.signal.stft(pad_end=True) does
+    padded = torch.nn.functional.pad(wavs, (0, 2048 - 128))
+    mel = _MEL_CACHE[key](padded)                      # (n, 128 mels, 128 frames)
+    return torch.log(mel + 1e-6).flatten(1)
+
+
+def nn_distance(query: torch.Tensor, reference: torch.Tensor | None = None, batch_size: int = 256) -> tuple[float, float]:
+    """``(mean, std)`` over ``query`` rows of the Euclidean distance to the nearest ``reference`` row.
+
+    ``reference=None`` measures a set against itself, excluding each row's own index (|D|self);
+    otherwise every reference row counts (|D|train).
+    """
+    if query.dim() != 2:
+        raise ValueError(f"query of shape {tuple(query.shape)}: expected (n, dim)")
+    self_mode = reference is None
+    reference = query if self_mode else reference
+    if reference.dim() != 2 or reference.shape[1] != query.shape[1]:
+        raise ValueError(f"reference of shape {tuple(reference.shape)} does not match query {tuple(query.shape)}")
+    if reference.shape[0] < (2 if self_mode else 1):
+        raise ValueError("need at least 2 clips for |D|self and 1 reference clip for |D|train")
+    query, reference = query.double(), reference.double()
+    ref_sq = (reference ** 2).sum(1)
+    nearest = []
+    for start in range(0, query.shape[0], batch_size):
+        q = query[start:start + batch_size]
+        d2 = (q ** 2).sum(1, keepdim=True) + ref_sq[None] - 2 * q @ reference.T
+        if self_mode:
+            rows = torch.arange(q.shape[0])
+            d2[rows, rows + start] = float("inf")
+        nearest.append(d2.min(1).values.clamp_min(0).sqrt())
+    dist = torch.cat(nearest).cpu().numpy()
+    return float(dist.mean()), float(dist.std())
+
+
+def label_accuracy(probs_or_logits, targets) -> float:
+    """Fraction of rows whose arg-max class equals ``targets`` ``(n,)``."""
+    scores = torch.as_tensor(probs_or_logits)
+    targets = torch.as_tensor(targets).reshape(-1)
+    if scores.dim() != 2 or scores.shape[0] != targets.numel():
+        raise ValueError(f"scores of shape {tuple(scores.shape)} and {targets.numel()} targets: need (n, C) and n targets")
+    return float((scores.argmax(1).cpu() == targets.cpu()).double().mean())

@@ -1,0 +1,229 @@
+"""A static HTML page to listen to a generator and look at it.
+
+``build_report(ckpt, out)`` writes ``out/index.html`` with, per label, audio players and
+spectrograms of generated clips next to real ones (when ``data`` is given), the metrics table of
+``ganaug evaluate`` (when a ``metrics.json`` is found or given) and the ablation plot (when a
+PNG is found or given). Everything the page shows is copied under ``out`` (``audio/``,
+``img/``), so the folder can be zipped or served as it is. Spectrograms are drawn with
+matplotlib's Agg backend on one dB scale, so clips compare by eye.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ganaug.checkpoint import atomic_write, read_config
+from ganaug.metrics.evaluate import ROWS, generate_clips, generator_labels, load_generators
+
+__all__ = ["build_report", "main", "find_metrics", "find_ablation", "spectrogram_png"]
+
+UNCONDITIONAL = "all"  # section name of an unconditional generator's clips
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", name) or "label"
+
+
+def spectrogram_png(wav: torch.Tensor, path: Path, sample_rate: int, title: str = "") -> None:
+    """Log-magnitude STFT (32 ms window, 8 ms hop) of a clip ``(time,)`` as a small PNG, -90..0 dBFS."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_fft = 2 ** int(np.ceil(np.log2(sample_rate * 0.032)))
+    spec = torch.stft(wav.float(), n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True).abs()
+    db = 20 * torch.log10(spec / (n_fft / 4) + 1e-6).numpy()
+    fig, ax = plt.subplots(figsize=(3.1, 1.9), dpi=80)
+    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-90, vmax=0,
+              extent=(0, wav.shape[-1] / sample_rate, 0, sample_rate / 2000))
+    ax.set_xlabel("s", fontsize=7, labelpad=1)
+    ax.set_ylabel("kHz", fontsize=7, labelpad=1)
+    ax.tick_params(labelsize=6, length=2, pad=1)
+    if title:
+        ax.set_title(title, fontsize=7, pad=2)
+    fig.tight_layout(pad=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _write_wav(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, wav.clamp(-1, 1).numpy(), sample_rate, subtype="PCM_16")
+
+
+def find_metrics(ckpt: Path, out: Path) -> Path | None:
+    """``out/metrics.json``, ``CKPT/eval/metrics.json`` or ``CKPT/metrics.json``, the first that exists."""
+    for path in (out / "metrics.json", ckpt / "eval" / "metrics.json", ckpt / "metrics.json"):
+        if path.is_file():
+            return path
+    return None
+
+
+def find_ablation(ckpt: Path) -> Path | None:
+    """The newest PNG in an ``ablation*`` folder beside or inside the checkpoint folder."""
+    found = [p for base in (ckpt, ckpt.parent) for folder in base.glob("ablation*") if folder.is_dir()
+             for p in folder.rglob("*.png")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def _real_clips(data, label, n, seed, sample_rate, num_samples) -> list[torch.Tensor]:
+    from ganaug.data import KeywordDataset
+
+    dataset = KeywordDataset(data, labels=None if label is None else [label], sample_rate=sample_rate,
+                             num_samples=num_samples, split="train")
+    if label is None:
+        keep = [i for i, c in enumerate(dataset.clips) if not c.label_name.startswith("_")]
+    else:
+        keep = list(range(len(dataset)))
+    order = torch.randperm(len(keep), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    return [(dataset.load(keep[i]), dataset.clips[keep[i]].label_name) for i in order]
+
+
+def _metrics_html(metrics_path: Path) -> str:
+    result = json.loads(metrics_path.read_text())
+    gen, real = result.get("generated", {}), result.get("real", {})
+
+    def cell(values, key):
+        value = values.get(key)
+        if not isinstance(value, (int, float)):
+            return "-"
+        std = values.get(f"{key}_std")
+        return f"{value:.3f} ± {std:.3f}" if isinstance(std, (int, float)) else f"{value:.3f}"
+
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td class=num>{cell(gen, key)}</td><td class=num>{cell(real, key)}</td>"
+        f"<td>{html.escape(reading)}</td></tr>"
+        for key, name, reading in ROWS if key in gen or key in real)
+    clf = result.get("classifier", {})
+    acc = clf.get("test_acc")
+    note = (f"{result.get('num_generated', '?')} generated clips; real column: {result.get('num_real_test', '?')} clips "
+            f"of held-out test speakers. Reference classifier test accuracy: "
+            f"{'-' if acc is None else f'{acc:.3f}'}. From {html.escape(str(metrics_path))}.")
+    per_label = gen.get("label_acc_per_label") or {}
+    extra = ("<p class=note>label accuracy per label: " + ", ".join(
+        f"{html.escape(k)} {v:.2f}" for k, v in per_label.items()) + "</p>") if per_label else ""
+    return (f"<table><tr><th>metric</th><th>generated</th><th>real (test speakers)</th><th>reading</th></tr>"
+            f"{rows}</table>{extra}<p class=note>{note}</p>")
+
+
+def _figure(img: str, audio: str, caption: str) -> str:
+    return (f'<figure><img src="{html.escape(img)}" alt="spectrogram: {html.escape(caption)}">'
+            f'<audio controls preload="metadata" src="{html.escape(audio)}"></audio>'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metrics=None, ablation=None,
+                 progress: bool = True) -> Path:
+    """Write ``out/index.html`` (+ ``audio/``, ``img/``) for the generator(s) in ``ckpt``; returns its path.
+
+    Args:
+        ckpt: checkpoint directory or per-keyword run folder.
+        out: output folder (created; files of an earlier report there are replaced).
+        data: real data folder; ``per_label`` real TRAIN clips per label are shown beside the generated ones.
+        per_label: clips per label (generated, and real).
+        metrics: a ``metrics.json`` of ``ganaug evaluate``; default: found by :func:`find_metrics`.
+        ablation: an ablation PNG; default: found by :func:`find_ablation`.
+    """
+    ckpt, out = Path(ckpt), Path(out)
+    if not isinstance(per_label, int) or per_label < 1:
+        raise ValueError(f"--per-label {per_label!r}: give a positive number of clips per label")
+    if data is not None and not Path(data).is_dir():
+        raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder, or leave it out")
+    for name, path in (("metrics", metrics), ("ablation", ablation)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{name} {path}: no such file")
+    generators, kind = load_generators(ckpt, device="cpu")
+    first = next(iter(generators.values()))
+    sample_rate, num_samples = first.sample_rate, first.num_samples
+    labels = generator_labels(generators, kind)
+    sections = labels if labels is not None else [None]
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("audio", "img"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+
+    wavs, names = generate_clips(generators, kind, per_label * len(sections), seed, sample_rate, num_samples, labels)
+    body = []
+    for si, label in enumerate(tqdm(sections, desc="report", unit="label", disable=not progress)):
+        title = UNCONDITIONAL if label is None else label
+        slug = _slug(title)
+        rows = [i for i in range(wavs.shape[0]) if names is None or names[i] == label]
+        cards = []
+        for j, i in enumerate(rows):
+            audio, img = f"audio/{slug}/generated_{j}.wav", f"img/{slug}/generated_{j}.png"
+            _write_wav(wavs[i], out / audio, sample_rate)
+            spectrogram_png(wavs[i], out / img, sample_rate, f"generated {title} #{j}")
+            cards.append(_figure(img, audio, f"generated {title} #{j}"))
+        section = [f'<section id="{slug}"><h2>{html.escape(title)}</h2><h3>generated</h3><div class=row>{"".join(cards)}</div>']
+        if data is not None:
+            cards = []
+            for j, (wav, real_label) in enumerate(_real_clips(data, label, per_label, seed + si, sample_rate, num_samples)):
+                audio, img = f"audio/{slug}/real_{j}.wav", f"img/{slug}/real_{j}.png"
+                _write_wav(wav, out / audio, sample_rate)
+                spectrogram_png(wav, out / img, sample_rate, f"real {real_label} #{j}")
+                cards.append(_figure(img, audio, f"real {real_label} #{j}"))
+            section.append(f"<h3>real (training data)</h3><div class=row>{''.join(cards)}</div>")
+        body.append("".join(section) + "</section>")
+
+    metrics = Path(metrics) if metrics is not None else find_metrics(ckpt, out)
+    metrics_block = (_metrics_html(metrics) if metrics is not None else
+                     f"<p class=note>No metrics.json found: run <code>ganaug evaluate {html.escape(str(ckpt))} --data DIR</code>, "
+                     f"then build this page again.</p>")
+    ablation = Path(ablation) if ablation is not None else find_ablation(ckpt)
+    ablation_block = "<p class=note>No ablation plot found (pass --ablation PNG).</p>"
+    if ablation is not None:
+        shutil.copyfile(ablation, out / "ablation.png")
+        ablation_block = f'<div class=ablation><img src="ablation.png" alt="ablation plot"></div>'
+        table = next((p for p in (ablation.with_suffix(".md"), ablation.parent / "results.md") if p.is_file()), None)
+        if table is not None:
+            ablation_block += f"<pre>{html.escape(table.read_text())}</pre>"
+        ablation_block += f"<p class=note>From {html.escape(str(ablation))}.</p>"
+
+    cfg = read_config(next(iter(_ckpt_dirs(ckpt, kind))))
+    meta = (f"{kind} generator · labels: {html.escape(', '.join(labels) if labels else 'none (unconditional)')} · "
+            f"{sample_rate} Hz · {num_samples} samples · {'training step ' + str(cfg['step']) + ' · ' if 'step' in cfg else ''}"
+            f"checkpoint {html.escape(str(ckpt.resolve()))} · seed {seed} · "
+            f"built {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+    nav = " ".join(f'<a href="#{_slug(UNCONDITIONAL if s is None else s)}">{html.escape(UNCONDITIONAL if s is None else s)}</a>'
+                   for s in sections)
+    css = resources.files("ganaug.report").joinpath("style.css").read_text()
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ganaug report: {html.escape(ckpt.name)}</title>
+<style>{css}</style></head><body>
+<h1>ganaug report: {html.escape(ckpt.name)}</h1>
+<p class=meta>{meta}</p>
+<nav>{nav} <a href="#metrics">metrics</a> <a href="#ablation">ablation</a></nav>
+<h2 id="metrics">Metrics</h2>{metrics_block}
+{''.join(body)}
+<h2 id="ablation">Ablation</h2>{ablation_block}
+</body></html>
+"""
+    index = out / "index.html"
+    atomic_write(index, lambda tmp: Path(tmp).write_text(page))
+    return index
+
+
+def _ckpt_dirs(ckpt: Path, kind: str) -> list[Path]:
+    from ganaug.checkpoint import find_checkpoints
+
+    return list(find_checkpoints(ckpt).values()) if kind == "per_keyword" else [ckpt]
+
+
+def main(ckpt, out, data=None, per_label=4, seed=0, metrics=None, ablation=None) -> int:
+    """``ganaug report``: write the page and print where it is."""
+    index = build_report(ckpt, out, data=data, per_label=per_label, seed=seed, metrics=metrics, ablation=ablation)
+    print(f"wrote {index} (open it in a browser: file://{index.resolve()})")
+    return 0
