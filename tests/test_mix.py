@@ -1,0 +1,87 @@
+"""GanMixDataset: ratio, labels, determinism and DataLoader workers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+from augment_helpers import conditional_ckpt, per_keyword_run
+
+from ganaug import GanMixDataset, KeywordDataset
+from ganaug.augment import generate_bank
+
+
+@pytest.fixture(scope="module")
+def real(mini_sc):
+    return KeywordDataset(mini_sc, labels=["yes", "no"], split="train")
+
+
+@pytest.fixture(scope="module")
+def cond(tmp_path_factory):
+    return conditional_ckpt(tmp_path_factory.mktemp("mix"))
+
+
+def test_ratio_labels_and_items(real, cond):
+    mix = GanMixDataset(real, cond, ratio=0.5, seed=0)
+    counts = real.label_counts()
+    assert mix.quotas == {k: round(0.5 * v) for k, v in counts.items()}
+    assert len(mix) == len(real) + sum(mix.quotas.values())
+    synthetic = [mix[i] for i in range(len(real), len(mix))]
+    assert Counter(s["label_name"] for s in synthetic) == Counter(mix.quotas)
+    for s in synthetic:
+        assert s["synthetic"] and s["label"] == real.label_names.index(s["label_name"])
+        assert s["wav"].shape == (real.num_samples,) and s["wav"].dtype == torch.float32
+    first = mix[0]
+    assert not first["synthetic"] and set(first) == {"wav", "label", "label_name", "speaker", "path", "synthetic"}
+    assert set(synthetic[0]) == set(first)
+
+
+def test_item_is_a_pure_function_of_seed_and_index(real, cond):
+    a, b = GanMixDataset(real, cond, seed=3), GanMixDataset(real, cond, seed=3)
+    n = len(real)
+    assert torch.equal(a[n + 2]["wav"], b[n + 2]["wav"])
+    assert torch.equal(a[n + 2]["wav"], a[n + 2]["wav"])
+    assert not torch.equal(a[n + 2]["wav"], GanMixDataset(real, cond, seed=4)[n + 2]["wav"])
+    before = a[n + 2]["wav"]
+    a.set_epoch(1)
+    assert not torch.equal(before, a[n + 2]["wav"])
+
+
+def test_dataloader_workers_match_the_main_process(real, cond):
+    mix = GanMixDataset(real, cond, per_label={"yes": 3, "no": 2}, seed=1)
+    assert mix.num_synthetic == 5
+    assert mix.source._models == {}  # nothing loaded in the main process: each worker loads G lazily
+    loader = torch.utils.data.DataLoader(mix, batch_size=4, num_workers=2, shuffle=False)
+    wavs, synthetic, labels = [], [], []
+    for batch in loader:
+        wavs.append(batch["wav"]), synthetic.append(batch["synthetic"]), labels.append(batch["label"])
+    wavs, synthetic, labels = torch.cat(wavs), torch.cat(synthetic), torch.cat(labels)
+    assert int(synthetic.sum()) == 5 and labels[synthetic].tolist() == [0, 0, 0, 1, 1]  # yes=0, no=1
+    main = torch.stack([mix[i]["wav"] for i in range(len(real), len(mix))])
+    torch.testing.assert_close(wavs[synthetic], main)
+    assert len({tuple(w[:64].tolist()) for w in main}) == 5  # no two items share a stream
+
+
+def test_bank_and_per_keyword_sources(real, cond, tmp_path):
+    generate_bank(cond, tmp_path / "bank", per_label=3, progress=False)
+    mix = GanMixDataset(real, tmp_path / "bank", ratio=0.25, seed=0)
+    item = mix[len(real)]
+    assert item["synthetic"] and item["wav"].shape == (16384,)
+    run = per_keyword_run(tmp_path)
+    mix = GanMixDataset(real, run, per_label=1)
+    assert [mix[i]["label_name"] for i in range(len(real), len(mix))] == real.label_names
+
+
+def test_unknown_labels_and_bad_arguments(mini_sc, real, cond):
+    with_silence = KeywordDataset(mini_sc, labels=["yes", "_silence_"])
+    with pytest.raises(ValueError, match=r"\['_silence_'\].*unknown_labels='keep'"):
+        GanMixDataset(with_silence, cond)
+    mix = GanMixDataset(with_silence, cond, ratio=1.0, unknown_labels="keep")
+    assert mix.quotas["_silence_"] == 0 and mix.quotas["yes"] == with_silence.label_counts()["yes"]
+    with pytest.raises(ValueError, match="ratio=-1"):
+        GanMixDataset(real, cond, ratio=-1)
+    with pytest.raises(ValueError, match="per_label has labels \\['maybe'\\]"):
+        GanMixDataset(real, cond, per_label={"maybe": 2})
+    with pytest.raises(TypeError, match="KeywordDataset"):
+        GanMixDataset([1, 2], cond)
