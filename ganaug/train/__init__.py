@@ -1,0 +1,15 @@
+"""WaveGAN training (WGAN-GP): per-keyword or class-conditional, resumable, DDP under torchrun.
+
+- :mod:`ganaug.train.run`: ``main(hparams_file, overrides)`` behind ``ganaug train``.
+- :mod:`ganaug.train.loop`: the one training loop, ``train_gan`` and its ``TrainOptions``.
+- :mod:`ganaug.train.state`: the resumable state on disk (safetensors + JSON, no pickle).
+- :mod:`ganaug.train.logs`: progress bar, jsonl/TensorBoard stats, audio and spectrogram samples.
+- :mod:`ganaug.train.distributed`: torchrun process groups and gradient averaging.
+
+Nothing here imports SpeechBrain or HF datasets, so a bare GPU machine can train.
+"""
+
+from ganaug.train.loop import TrainOptions, gradient_penalty, train_gan
+from ganaug.train.run import build_models, main, train
+
+__all__ = ["main", "train", "train_gan", "TrainOptions", "gradient_penalty", "build_models"]
