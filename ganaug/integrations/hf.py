@@ -6,7 +6,7 @@
 
 ``hf_transform`` draws fresh synthetic clips at every access (every epoch)::
 
-    hf_ds = hf_ds.with_transform(aug.hf_transform(p=0.3))
+    hf_ds = hf_ds.with_transform(aug.hf_transform(p=0.3, features=hf_ds.features))
 
 Audio values may be ``{"array", "sampling_rate"}`` dicts (decoded audio, or a plain struct
 column) or ``{"bytes", "path"}`` dicts (``Audio(decode=False)``): synthetic rows use the same
@@ -102,13 +102,15 @@ class _Base:
 
 
 class HFMap(_Base):
-    """Picklable ``Dataset.map(batched=True)`` function: input rows + ``ratio`` synthetic rows per row.
+    """Picklable ``Dataset.map(batched=True)`` function: input rows + ``ratio`` synthetic rows per
+    row, each a clip of its row's label (the twins of a row follow the batch).
 
     Its pickled state holds paths, settings and the checkpoints' fingerprint, never weights,
     so ``datasets`` hashes it the same way in every process: ``map``'s cache is right, and a
     new checkpoint, seed or ratio makes a new fingerprint (also given as :attr:`fingerprint`
     for ``map(new_fingerprint=...)``). Pass ``with_indices=True`` to ``map`` for an exact
-    ratio over uneven batches; without indices each batch adds ``round(ratio * rows)``.
+    ratio over the whole dataset; without indices it holds per batch (``floor(ratio * rows)``).
+    Rows of labels the generator does not know (``unknown_labels="keep"``) get no twins.
     """
 
     def __init__(self, aug, ratio=0.5, seed=0, audio_column="audio", label_column="label", features=None,
@@ -138,20 +140,17 @@ class HFMap(_Base):
         names = self._names(batch)
         known = self._known(names)
         n_rows = len(names)
-        if indices is not None:
-            first = int(indices[0])
-            n_new = int(np.floor(self.ratio * (first + n_rows)) - np.floor(self.ratio * first))
-        else:
-            n_new = int(round(self.ratio * n_rows))
-        candidates = [r for r in range(n_rows) if known[r]]
+        # row j gets floor(ratio*(j+1)) - floor(ratio*j) twins: ratio per row, spread evenly
+        position = [int(i) for i in indices] if indices is not None else list(range(n_rows))
+        rows = [r for r, j in enumerate(position) if known[r]
+                for _ in range(int(np.floor(self.ratio * (j + 1)) - np.floor(self.ratio * j)))]
+        n_new = len(rows)
         out = {k: list(v) for k, v in batch.items()}
         if self.synthetic_column:
             out[self.synthetic_column] = [False] * n_rows
-        if not candidates or n_new == 0:
+        if n_new == 0:
             return out
         g = torch.Generator().manual_seed(self._batch_seed(batch, names, indices))
-        order = torch.cat([torch.randperm(len(candidates), generator=g) for _ in range(-(-n_new // len(candidates)))])
-        rows = [candidates[i] for i in order[:n_new].tolist()]
         seeds = torch.randint(0, MAX_SEED, (n_new,), generator=g).tolist()
         audio = self._synthesize(batch, rows, names, seeds)
         for column in out:
