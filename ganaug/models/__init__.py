@@ -11,9 +11,12 @@ that space, ``fit_data(wavs)`` (data statistics, set once before training) and
 ``forward(x, labels=None)`` -> ``(batch,)``. The training loop calls nothing else.
 """
 
+from ganaug.models.specgan import SpecGANDiscriminator, SpecGANGenerator
+from ganaug.models.tifgan import TiFGANDiscriminator, TiFGANGenerator
 from ganaug.models.wavegan import PRESETS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
 
-GENERATORS = {"wavegan": WaveGANGenerator}
-DISCRIMINATORS = {"wavegan": WaveGANDiscriminator}
+GENERATORS = {"wavegan": WaveGANGenerator, "specgan": SpecGANGenerator, "tifgan": TiFGANGenerator}
+DISCRIMINATORS = {"wavegan": WaveGANDiscriminator, "specgan": SpecGANDiscriminator, "tifgan": TiFGANDiscriminator}
 
-__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS", "DISCRIMINATORS"]
+__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "SpecGANGenerator", "SpecGANDiscriminator",
+           "TiFGANGenerator", "TiFGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS", "DISCRIMINATORS"]
