@@ -1,0 +1,142 @@
+"""WaveGAN generator and critic: shapes of every preset, the paper's sizes, conditioning, phase shuffle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganaug.functional import phase_shuffle
+from ganaug.models import DISCRIMINATORS, GENERATORS, PRESETS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("label_names", [None, ["yes", "no", "up"]])
+def test_every_preset_has_the_right_shapes(preset, label_names):
+    num_samples = PRESETS[preset]["num_samples"]
+    torch.manual_seed(0)
+    G = WaveGANGenerator(model_dim=2, num_samples=num_samples, label_names=label_names)   # small d: shapes only
+    D = WaveGANDiscriminator(model_dim=2, num_samples=num_samples, label_names=label_names)
+    labels = None if label_names is None else torch.tensor([0, 2])
+    wavs = G(torch.rand(2, 100) * 2 - 1, labels)
+    assert wavs.shape == (2, num_samples) and wavs.dtype == torch.float32
+    assert wavs.abs().max() <= 1
+    scores = D(wavs, labels)
+    assert scores.shape == (2,) and torch.isfinite(scores).all()
+    assert G.encode(wavs) is wavs            # WaveGAN's critic sees waveforms
+    assert G.fit_data(wavs) is None
+
+
+def test_paper_preset_matches_the_published_parameter_counts():
+    G = WaveGANGenerator(**PRESETS["paper"])
+    D = WaveGANDiscriminator(**PRESETS["paper"])
+    assert count(G) == 19_065_345
+    assert count(D) == 17_427_969
+
+
+def test_longer_presets_add_a_layer():
+    for preset, layers in (("paper", 5), ("paper_32k", 6), ("paper_64k", 6)):
+        G = WaveGANGenerator(model_dim=2, num_samples=PRESETS[preset]["num_samples"])
+        D = WaveGANDiscriminator(model_dim=2, num_samples=PRESETS[preset]["num_samples"])
+        assert len(G.convs) == len(D.convs) == layers
+
+
+def test_conditional_generator_uses_its_label():
+    torch.manual_seed(0)
+    G = WaveGANGenerator(model_dim=4, label_names=["yes", "no"]).eval()
+    z = (torch.rand(1, 100) * 2 - 1).repeat(2, 1)
+    out = G(z, torch.tensor([0, 1]))
+    assert not torch.allclose(out[0], out[1])                       # same z, other label: other clip
+    assert torch.allclose(G(z[:1], torch.tensor([1]))[0], out[1], atol=1e-6)   # same z, same label: same clip
+    with pytest.raises(ValueError, match="labels"):
+        G(z)
+
+
+def test_projection_critic_uses_its_label():
+    torch.manual_seed(0)
+    D = WaveGANDiscriminator(model_dim=4, label_names=["yes", "no"], phase_shuffle=0)
+    x = torch.randn(1, 16384).repeat(2, 1) * 0.1
+    assert torch.equal(D(x, torch.tensor([0, 1]))[0], D(x, torch.tensor([0, 1]))[1])   # starts unconditional
+    torch.nn.init.normal_(D.embed.weight)
+    out = D(x, torch.tensor([0, 1]))
+    assert out[0] != out[1]
+    with pytest.raises(ValueError, match="labels"):
+        D(x)
+
+
+def test_sample_gives_labelled_clips_in_range_and_repeats_under_a_seed():
+    G = WaveGANGenerator(model_dim=2, label_names=["yes", "no"]).eval()
+    a = G.sample(3, ["no", "yes", "no"], generator=torch.Generator().manual_seed(1))
+    b = G.sample(3, ["no", "yes", "no"], generator=torch.Generator().manual_seed(1))
+    assert a.shape == (3, 16384) and torch.equal(a, b) and a.abs().max() <= 1
+    with pytest.raises(ValueError, match="not known"):
+        G.sample(1, ["maybe"])
+
+
+def test_config_rebuilds_the_same_module():
+    for cls, registry in ((WaveGANGenerator, GENERATORS), (WaveGANDiscriminator, DISCRIMINATORS)):
+        torch.manual_seed(0)
+        module = cls(model_dim=2, num_samples=32768, label_names=["a", "b"])
+        assert registry[module.family] is cls
+        torch.manual_seed(0)
+        again = cls(**module.config())
+        assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), again.state_dict().values()))
+
+
+def test_bad_sizes_are_clear_errors():
+    with pytest.raises(ValueError, match="num_samples=1000"):
+        WaveGANGenerator(num_samples=1000)
+    with pytest.raises(ValueError, match="model_dim"):
+        WaveGANDiscriminator(model_dim=0)
+    with pytest.raises(ValueError, match="distinct"):
+        WaveGANGenerator(label_names=["yes", "yes"])
+    with pytest.raises(ValueError, match="phase shuffle"):
+        PhaseShuffle(-1)
+
+
+# -- phase shuffle ------------------------------------------------------------------------------
+def _ramp(batch=1, channels=2, length=12) -> torch.Tensor:
+    return torch.arange(batch * channels * length, dtype=torch.float32).view(batch, channels, length)
+
+
+@pytest.mark.parametrize("shift", [-2, -1, 0, 1, 2])
+def test_phase_shuffle_shifts_and_fills_by_reflection(shift):
+    x = _ramp()
+    out = phase_shuffle(x, torch.tensor([shift]))
+    length = x.shape[-1]
+    for t in range(length):
+        source = t - shift                       # positive shifts move the signal later
+        if source < 0:
+            source = -source                     # reflect at the left edge (edge sample not repeated)
+        elif source >= length:
+            source = 2 * (length - 1) - source   # reflect at the right edge
+        assert torch.equal(out[..., t], x[..., source]), (shift, t)
+
+
+def _found_shift(x: torch.Tensor, out: torch.Tensor, n: int) -> int:
+    """The shift in [-n, n] that explains ``out`` in its interior."""
+    matches = [k for k in range(-n, n + 1) if torch.equal(out[..., n:-n], x[..., n - k:x.shape[-1] - n - k])]
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def test_phase_shuffle_module_draws_one_shift_per_example_within_n():
+    torch.manual_seed(0)
+    n = 2
+    x = _ramp(channels=3, length=20).repeat(64, 1, 1)
+    out = PhaseShuffle(n).train()(x)
+    shifts = [_found_shift(x[i], out[i], n) for i in range(len(x))]
+    assert set(shifts) <= set(range(-n, n + 1))
+    assert len(set(shifts)) > 1                   # drawn per example, not once per batch
+    for i, k in enumerate(shifts):               # every channel of an example moves together
+        assert torch.equal(out[i], phase_shuffle(x[i:i + 1], torch.tensor([k]))[0])
+
+
+def test_phase_shuffle_is_identity_in_eval_and_for_n0():
+    x = torch.randn(4, 3, 16)
+    assert torch.equal(PhaseShuffle(2).eval()(x), x)
+    assert torch.equal(PhaseShuffle(0).train()(x), x)
+    assert torch.equal(phase_shuffle(x, torch.zeros(4, dtype=torch.long)), x)
