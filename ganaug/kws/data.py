@@ -54,7 +54,7 @@ def load_kws_data(hp: dict) -> KWSData:
     try:
         sets = {
             "train": KeywordDataset(data_folder, split="train", speaker_fraction=float(hp["speaker_fraction"]),
-                                    seed=int(hp["seed"]), **common),
+                                    seed=int(hp["data_seed"]), **common),
             "valid": KeywordDataset(data_folder, split="valid", **common),
             "test": KeywordDataset(data_folder, split="test", **common),
         }
