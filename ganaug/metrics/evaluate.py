@@ -62,12 +62,12 @@ def generate_clips(generators: dict, kind: str, n: int, seed: int = 0, sample_ra
     """``(wavs (n, num_samples) on the CPU at sample_rate, label names or None)``.
 
     Labels cycle through ``labels`` (default: every label of the generator(s)), so each gets
-    ``n / #labels`` clips; an unconditional generator gives ``None`` labels.
+    ``n / #labels`` clips; an unconditional generator ignores ``labels`` and gives ``None``.
     """
     from ganaug.audio import fit_length, resample
 
     rng = torch.Generator().manual_seed(seed)
-    names = labels or generator_labels(generators, kind)
+    names = None if kind == "unconditional" else labels or generator_labels(generators, kind)
     wanted = None if names is None else [names[i % len(names)] for i in range(n)]
     if kind == "per_keyword":
         wavs = torch.empty(n, num_samples)

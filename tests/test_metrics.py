@@ -1,0 +1,156 @@
+"""Generator metrics: the math against closed forms, and a reference classifier on real audio."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.metrics import (
+    METRICS, ClipSet, MetricContext, frechet_distance, frechet_distance_from_features, inception_score,
+    label_accuracy, modified_inception_score, nn_distance, nn_features, register_metric, run_metrics,
+)
+from ganaug.metrics.classifier import classify, real_split, reference_classifier, train_reference_classifier
+
+
+# -- Inception Score and modified IS ---------------------------------------------------------
+@pytest.mark.parametrize("num_classes", [2, 5, 10])
+def test_is_of_confident_uniform_predictions_is_num_classes(num_classes):
+    probs = torch.eye(num_classes).repeat(20, 1)       # one-hot, every class equally often
+    mean, std = inception_score(probs, splits=10)
+    assert mean == pytest.approx(num_classes)
+    assert std == pytest.approx(0.0, abs=1e-9)
+
+
+def test_is_of_constant_predictions_is_one():
+    probs = torch.tensor([[0.7, 0.2, 0.1]]).repeat(100, 1)
+    assert inception_score(probs)[0] == pytest.approx(1.0)
+    assert modified_inception_score(probs) == pytest.approx(1.0)
+
+
+def test_is_closed_form_and_split_std():
+    # half the rows [0.9, 0.1], half [0.1, 0.9]: p(y) uniform, KL = log 2 - H(0.9)
+    p = torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(50, 1)
+    entropy = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
+    assert inception_score(p, splits=1)[0] == pytest.approx(math.exp(math.log(2) - entropy))
+    # chunks with different class balance give a spread
+    skewed = torch.cat([torch.eye(2).repeat(25, 1), torch.tensor([[1.0, 0.0]]).repeat(50, 1)])
+    mean, std = inception_score(skewed, splits=2)
+    assert mean == pytest.approx((2 + 1) / 2) and std == pytest.approx(0.5)
+
+
+def test_modified_is_closed_form():
+    # all pairs: half are (p, q) or (q, p) with KL(p||q) = 0.8 log 9, half are KL 0
+    p = torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(10, 1)
+    kl = 0.9 * math.log(0.9 / 0.1) + 0.1 * math.log(0.1 / 0.9)
+    assert modified_inception_score(p) == pytest.approx(math.exp(kl / 2))
+
+
+def test_scores_reject_logits():
+    with pytest.raises(ValueError, match="softmax"):
+        inception_score(torch.randn(10, 3))
+
+
+# -- FID ---------------------------------------------------------------------------------------
+def test_fid_of_identical_sets_is_zero():
+    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance_from_features(x, x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_of_gaussians_closed_form():
+    # diagonal covariances: |dmu|^2 + sum (sqrt(s1) - sqrt(s2))^2
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 2.0])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
+    assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected)
+    # non-commuting covariances: against scipy's matrix square root
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    c1, c2 = a @ a.T + np.eye(4), b @ b.T + np.eye(4)
+    reference = np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real)
+    assert frechet_distance(np.zeros(4), c1, np.zeros(4), c2) == pytest.approx(reference, rel=1e-6)
+
+
+def test_fid_of_shifted_gaussian_samples():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(20000, 4, generator=g)
+    y = torch.randn(20000, 4, generator=g) * 2 + torch.tensor([1.0, 2.0, 0.0, 0.0])
+    expected = 1 + 4 + 4 * (1 - 2) ** 2                   # |shift|^2 + sum (1 - 2)^2
+    assert frechet_distance_from_features(x, y) == pytest.approx(expected, rel=0.05)
+
+
+# -- nearest-neighbour distances ---------------------------------------------------------------
+def test_nn_distance_train_and_self():
+    query = torch.tensor([[0.0], [3.0], [10.0]])
+    reference = torch.tensor([[1.0], [4.0]])
+    mean, std = nn_distance(query, reference)
+    assert mean == pytest.approx((1 + 1 + 6) / 3)
+    assert std == pytest.approx(np.std([1, 1, 6]))
+    # |D|self excludes each point itself, and a duplicate counts as distance 0
+    assert nn_distance(torch.tensor([[0.0, 0.0], [0.0, 1.0], [0.0, 5.0]]))[0] == pytest.approx((1 + 1 + 4) / 3)
+    assert nn_distance(torch.tensor([[2.0], [2.0]]))[0] == 0.0
+
+
+def test_nn_features_shape_and_length_fit():
+    wavs = torch.randn(3, 16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    feats = nn_features(wavs)
+    assert feats.shape == (3, 128 * 128) and torch.isfinite(feats).all()
+    padded = torch.nn.functional.pad(wavs, (0, 384))
+    assert torch.allclose(nn_features(padded), feats)
+    assert nn_distance(feats, feats)[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_label_accuracy():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0]])
+    assert label_accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.75
+
+
+def test_registry_names_and_custom_metric():
+    assert {"is", "mis", "fid", "d_train", "d_self", "label_acc"} <= set(METRICS)
+    with pytest.raises(ValueError, match="registered twice"):
+        register_metric("is")(lambda ctx, clips: {})
+
+
+# -- the reference classifier on real audio ----------------------------------------------------
+@pytest.fixture(scope="module")
+def trained_classifier(mini_sc, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference_classifier")
+    train_reference_classifier(mini_sc, ["yes", "no"], folder, device="cpu", progress=False,
+                               epochs=10, batch_size=8, lr=1e-2, seed=0)
+    return folder
+
+
+def test_label_accuracy_of_real_audio_through_trained_classifier(trained_classifier, mini_sc):
+    model, config, _ = reference_classifier(mini_sc, ["yes", "no"], trained_classifier, device="cpu")
+    assert config["role"] == "reference_classifier" and config["test_acc"] is not None
+    wavs, labels, dataset = real_split(mini_sc, ["yes", "no"], "train")
+    assert len(dataset.speakers) >= 8
+    logits, embeds = classify(model, wavs)
+    assert embeds.shape == (len(wavs), model.embedding_dim)
+    # the classifier has learnt its training clips: well above chance (0.5)
+    assert label_accuracy(logits, labels) >= 0.8
+    # the metrics on those clips, through the registry
+    ctx = MetricContext(classifier=model, train=ClipSet("train", wavs, labels), self_n=10)
+    out = run_metrics(ctx, ClipSet("train again", wavs, labels))
+    assert out["fid"] == pytest.approx(0.0, abs=1e-6)           # same set as the FID reference
+    assert out["d_train"] == pytest.approx(0.0, abs=1e-3)       # every clip is its own neighbour
+    assert out["d_self"] > 0 and out["d_self_n"] == 10
+    assert 1.0 <= out["is"] <= 2.0 and out["label_acc"] >= 0.8
+    assert set(out["label_acc_per_label"]) == {"yes", "no"}
+
+
+def test_reference_classifier_is_reused_and_checks_labels(trained_classifier, mini_sc, tmp_path):
+    before = (trained_classifier / "classifier.safetensors").stat().st_mtime_ns
+    reference_classifier(mini_sc, ["no"], trained_classifier, device="cpu")      # a subset is fine
+    assert (trained_classifier / "classifier.safetensors").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="_silence_"):
+        reference_classifier(mini_sc, ["yes", "_silence_"], trained_classifier, device="cpu")
+    (tmp_path / "junk.txt").write_text("x")
+    with pytest.raises(ValueError, match="holds no classifier"):
+        reference_classifier(mini_sc, ["yes", "no"], tmp_path, device="cpu")
+    with pytest.raises(ValueError, match="unknown reference-classifier settings"):
+        train_reference_classifier(mini_sc, ["yes", "no"], tmp_path / "new", epoch=1)

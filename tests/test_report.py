@@ -1,0 +1,122 @@
+"""``ganaug report``: the page, its players and spectrograms, the metrics table and the ablation plot."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from ganaug.checkpoint import save_generator
+from ganaug.cli import main as cli
+from ganaug.models import WaveGANGenerator
+from ganaug.report import build_report
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.audio, self.images, self.sections, self.text = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "audio":
+            self.audio.append(attrs)
+        elif tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "section":
+            self.sections.append(attrs["id"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(index: Path) -> _Page:
+    page = _Page()
+    page.feed(index.read_text())
+    return page
+
+
+def _tiny(path, label_names=None, seed=0):
+    torch.manual_seed(seed)
+    return save_generator(path, WaveGANGenerator(model_dim=8, label_names=label_names), step=7)
+
+
+def _ablation_png(path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0.1, 0.5, 1.0], [0.6, 0.8, 0.9])
+    fig.savefig(path)
+    plt.close(fig)
+    (path.parent / "results.md").write_text("| fraction | none |\n|---|---|\n| 0.1 | 0.60 |\n")
+    return path
+
+
+def test_report_page_with_players_spectrograms_metrics_and_ablation(mini_sc, tmp_path):
+    ckpt = _tiny(tmp_path / "run" / "cond", ["yes", "no"])
+    metrics = {"generated": {"is": 1.4, "is_std": 0.1, "fid": 12.5, "label_acc": 0.75,
+                             "label_acc_per_label": {"yes": 0.5, "no": 1.0}},
+               "real": {"is": 1.9, "is_std": 0.05, "fid": 0.8, "label_acc": 0.95},
+               "classifier": {"test_acc": 0.95}, "num_generated": 100, "num_real_test": 40}
+    (ckpt / "eval").mkdir()
+    (ckpt / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    _ablation_png(tmp_path / "run" / "ablation" / "plot.png")          # found beside the checkpoint
+
+    out = tmp_path / "report"
+    assert cli(["report", str(ckpt), "--out", str(out), "--data", str(mini_sc), "--per-label", "2"]) == 0
+    index = out / "index.html"
+    page = _parse(index)
+    assert page.sections == ["yes", "no"]
+    # per label: 2 generated + 2 real clips, each a player and a spectrogram; plus the ablation plot
+    assert len(page.audio) == 8 and all("controls" in a for a in page.audio)
+    assert len(page.images) == 8 + 1 and "ablation.png" in page.images
+    for src in [a["src"] for a in page.audio] + page.images:
+        assert (out / src).is_file() and (out / src).stat().st_size > 0, src
+    assert sum("/real_" in a["src"] for a in page.audio) == 4
+    for a in page.audio:
+        info = sf.info(out / a["src"])
+        assert info.samplerate == 16000 and info.frames == 16384
+    with open(out / page.images[0], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    text = " ".join(page.text)
+    assert "Inception Score" in text and "12.500" in text and "1.900 ± 0.050" in text
+    assert "training step 7" in text and "| 0.1 | 0.60 |" in text
+
+    # re-running replaces the clips (fewer now) and the page stays consistent
+    build_report(ckpt, out, per_label=1, progress=False)
+    page = _parse(index)
+    assert len(page.audio) == 2 and not list(out.glob("audio/*/real_*"))
+
+
+def test_report_per_keyword_and_unconditional(mini_sc, tmp_path):
+    run = tmp_path / "per_keyword"
+    _tiny(run / "yes", seed=1)
+    _tiny(run / "no", seed=2)
+    page = _parse(build_report(run, tmp_path / "r1", per_label=1, progress=False))
+    assert page.sections == ["no", "yes"] and len(page.audio) == 2
+    assert "No metrics.json found" in " ".join(page.text)
+
+    index = build_report(_tiny(tmp_path / "uncond"), tmp_path / "r2", data=mini_sc, per_label=2, progress=False)
+    page = _parse(index)
+    assert page.sections == ["all"] and len(page.audio) == 4
+    assert all((index.parent / a["src"]).is_file() for a in page.audio)
+
+
+def test_report_bad_input(tmp_path):
+    ckpt = _tiny(tmp_path / "cond", ["yes", "no"])
+    with pytest.raises(ValueError, match="--per-label"):
+        build_report(ckpt, tmp_path / "r", per_label=0)
+    with pytest.raises(FileNotFoundError, match="--data"):
+        build_report(ckpt, tmp_path / "r", data=tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="--ablation"):
+        build_report(ckpt, tmp_path / "r", ablation=tmp_path / "missing.png")
+    with pytest.raises(FileNotFoundError, match="CKPT"):
+        build_report(tmp_path / "nothing", tmp_path / "r")
