@@ -7,9 +7,11 @@ dropped -> ``(batch, 1, 256, 128)``. Each clip's magnitude is divided by its max
 log clipped below at ``-dynamic_range`` (10, i.e. about 87 dB) and mapped to [-1, 1] by
 ``s / (dynamic_range / 2) + 1``, as in the authors' code.
 Back to audio: undo the map, zero Nyquist bin, PGHI phase (``ganaug.spectral.pghi``), then
-``griffin_lim_iters`` fast Griffin-Lim steps started from that phase (0 = PGHI alone, as published),
-inverse STFT, and a gain that brings each clip's peak to the training set's median peak (the
-per-clip normalisation drops the level; ``fit_data`` measures it).
+``griffin_lim_iters`` fast Griffin-Lim steps started from that phase, inverse STFT, and a gain
+that brings each clip's peak to the training set's median peak (the per-clip normalisation
+drops the level; ``fit_data`` measures it). The published model used PGHI
+alone (``griffin_lim_iters=0``); our default adds 16 steps, which on real speech brings the
+spectral convergence from -19 dB to -27 dB for about 70 ms more per clip (docs/inversion.md).
 
 Architecture (the authors' released "md64" configuration): z -> dense -> (8d, 8, 4) -> ReLU ->
 5 transposed conv2d (kernel 12 x 3 in frequency x time, stride 2): 8d -> 8d -> 4d -> 2d -> d -> 1,
@@ -56,14 +58,14 @@ class TiFGANGenerator(SpectrogramGenerator):
         sample_rate: rate of the training audio.
         embedding_dim: size of the label embedding joined to z (conditional only).
         dynamic_range: natural-log units kept below each clip's maximum (10).
-        griffin_lim_iters: fast Griffin-Lim refinement after PGHI in ``sample`` (0 = PGHI alone).
+        griffin_lim_iters: fast Griffin-Lim steps after PGHI in ``sample`` (16; 0 = PGHI alone, as published).
         spectral_norm: spectral normalisation of every layer (True as released).
     """
 
     family = "tifgan"
 
     def __init__(self, model_dim=64, num_samples=16384, latent_dim=100, label_names=None, sample_rate=16000,
-                 embedding_dim=50, dynamic_range=10.0, griffin_lim_iters=0, spectral_norm=True):
+                 embedding_dim=50, dynamic_range=10.0, griffin_lim_iters=16, spectral_norm=True):
         _check_tifgan(model_dim, num_samples)
         if dynamic_range <= 0:
             raise ValueError(f"dynamic_range={dynamic_range}: must be > 0 (natural-log units, 10 in the paper)")
