@@ -85,3 +85,43 @@ def test_unknown_labels_and_bad_arguments(mini_sc, real, cond):
         GanMixDataset(real, cond, per_label={"maybe": 2})
     with pytest.raises(TypeError, match="KeywordDataset"):
         GanMixDataset([1, 2], cond)
+
+
+def test_end_to_end_from_a_ganaug_train_checkpoint(mini_sc, tmp_path):
+    """The three uses from a checkpoint written by `ganaug train` (2 steps, model_dim=8)."""
+    import datasets
+
+    from ganaug import GanAugment
+    from ganaug.augment.source import mix_seed
+    from ganaug.cli import main as cli_main
+
+    ckpt = tmp_path / "cond"
+    assert cli_main(["train", "wavegan_conditional", f"--data_folder={mini_sc}", f"--output_folder={ckpt}",
+                     "--labels=yes,no", "--model_dim=8", "--max_steps=2", "--batch_size=4", "--device=cpu",
+                     "--ckpt_interval_steps=2", "--progress=False", "--tensorboard=False",
+                     f"--cache_dir={tmp_path / 'cache'}"]) == 0
+    real = KeywordDataset(mini_sc, labels=["yes", "no"], split="train")
+    # 1. DataLoader: ratio holds, each synthetic clip is G's clip for its own label
+    mix = GanMixDataset(real, ckpt, ratio=0.5, seed=0)
+    loader = torch.utils.data.DataLoader(mix, batch_size=8, shuffle=True, num_workers=2,
+                                         generator=torch.Generator().manual_seed(0))
+    flags = torch.cat([b["synthetic"] for b in loader])
+    assert int(flags.sum()) == sum(round(0.5 * n) for n in real.label_counts().values())
+    for i in (0, mix.num_synthetic - 1):
+        item = mix.synthetic_item(i)
+        other = "no" if item["label_name"] == "yes" else "yes"
+        seed = mix_seed(0, 0, i)
+        assert torch.equal(item["wav"], mix.source.generate([item["label_name"]], [seed])[0])
+        assert not torch.allclose(item["wav"], mix.source.generate([other], [seed])[0])
+    # 2. GanAugment in append mode: labels travel along
+    aug = GanAugment(ckpt, p=1.0, label_names=real.label_names)
+    batch = next(iter(torch.utils.data.DataLoader(real, batch_size=4)))
+    wavs, lens, labels = aug(batch["wav"], batch["label"], lengths=torch.ones(4), mode="append")
+    assert wavs.shape == (8, 16384) and torch.equal(labels, torch.cat([batch["label"], batch["label"]]))
+    # 3. datasets.map: synthetic rows with ClassLabel labels, ratio per row
+    ds = datasets.Dataset.from_dict({"audio": [{"array": real[i]["wav"].numpy(), "sampling_rate": 16000}
+                                               for i in range(6)],
+                                     "label": [real[i]["label"] for i in range(6)]})
+    ds = ds.cast_column("label", datasets.ClassLabel(names=real.label_names))
+    out = ds.map(aug.hf_map(ratio=0.5), batched=True, remove_columns=ds.column_names)
+    assert len(out) == 9 and sum(out["synthetic"]) == 3 and out.features["label"] == ds.features["label"]
