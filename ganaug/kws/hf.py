@@ -44,15 +44,12 @@ def _collate(rows):
 
 
 def gan_map(ds, gan_augment, hp: dict, fingerprint: str):
-    """Add GanAugment's synthetic rows with ``datasets.map`` (batched, once, fingerprinted)."""
-    key = f"{fingerprint}|{hp['gan_ckpt']}|{hp['gan_p']}|{hp['seed']}"
-    return ds.map(
-        gan_augment.hf_map(ratio=float(hp["gan_p"])),
-        batched=True,
-        remove_columns=ds.column_names,
-        new_fingerprint=hashlib.sha1(key.encode()).hexdigest()[:16],
-        desc="GanAugment.hf_map",
-    )
+    """Add GanAugment's synthetic rows (``gan_p`` per real row) with ``datasets.map``: batched,
+    once, with indices (an exact ratio) and a fingerprint of the data, generator, ratio and seed."""
+    fn = gan_augment.hf_map(ratio=float(hp["gan_p"]), seed=int(hp["seed"]))
+    key = f"{fingerprint}|{getattr(fn, 'fingerprint', hp['gan_ckpt'])}|{hp['gan_p']}|{hp['seed']}"
+    return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
+                  new_fingerprint=hashlib.sha1(key.encode()).hexdigest()[:16], desc="GanAugment.hf_map")
 
 
 def train_hf(hp: dict, data, classic=None, gan_augment=None) -> dict:
