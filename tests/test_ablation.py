@@ -59,3 +59,8 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
     assert cell["synthetic_rows"] > 0 and cell["augmentation"]["classic"]
     again = run_ablation("ablation_quick", overrides, progress=False)
     assert again["ran"] == 0 and again["skipped"] == 6 and again["rows"] == out["rows"]
+
+
+def test_full_preset_loads_as_a_plain_file():
+    hp, _ = load_ablation_hparams("ablation", {"data_folder": "d", "output_folder": "o", "seeds": "[3, 4, 5]"})
+    assert hp["seeds"] == [3, 4, 5] and hp["speaker_fractions"] == [0.1, 0.25, 0.5, 1.0] and hp["tstr"] is True

@@ -38,8 +38,13 @@ def load_ablation_hparams(hparams_file, overrides=None) -> tuple[dict, str]:
     file (a sibling ``NAME.yaml`` or a packaged config) with the file's other keys as overrides."""
     from ruamel.yaml import YAML
 
+    import re
+
     path = resolve_hparams_file(hparams_file)
-    own = YAML(typ="safe").load(path.read_text()) or {}
+    text = path.read_text()
+    if not re.search(r"^base:", text, re.M):  # a plain HyperPyYAML file (it may hold tags)
+        return load_hparams(path, overrides)
+    own = YAML(typ="safe").load(text) or {}
     if not isinstance(own, dict):
         raise HparamsError(f"{path}: expected a mapping of keys to values")
     overrides = dict(overrides or {})
