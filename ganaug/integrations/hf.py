@@ -28,7 +28,6 @@ import torch
 
 from ganaug.augment.source import MAX_SEED, mix_seed
 from ganaug.augment.transform import fit_clips
-from ganaug.data import decode_hf_audio
 
 __all__ = ["hf_map", "hf_transform", "HFMap", "HFTransform"]
 
@@ -50,7 +49,7 @@ def _audio_info(value, name):
                      f"(cast the column with datasets.Audio(decode=False)); got {type(value).__name__}")
 
 
-def _to_value(clip: np.ndarray, like: dict, kind: str, rate: int, name: str):
+def _to_value(clip: np.ndarray, kind: str, rate: int, name: str):
     if kind == "array":
         return {"array": clip, "sampling_rate": rate}
     buffer = io.BytesIO()
@@ -96,7 +95,7 @@ class _Base:
         for k, r in enumerate(rows):
             rate, length, kind = _audio_info(audio[r], f"{self.audio_column}[{r}]")
             clip, _ = fit_clips(clips[k: k + 1], self.source.sample_rate, rate, length)
-            values.append(_to_value(clip[0].numpy().astype(np.float32), audio[r], kind, rate,
+            values.append(_to_value(clip[0].numpy().astype(np.float32), kind, rate,
                                     f"ganaug_{names[r]}_{seeds[k] % 10**8:08d}"))
         return values
 
