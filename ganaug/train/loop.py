@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,6 +174,11 @@ def train_gan(generator, critic, wavs: torch.Tensor, labels: torch.Tensor | None
     if found is not None and dist.main:   # the exported generator matches the state training resumes from
         save_generator(ckpt_dir, exported, step=step, ema=ema is not None, **opts.metadata)
     dist.barrier()
+    if step >= opts.max_steps:
+        if dist.main:
+            print(f"{ckpt_dir}: already trained to step {step} (max_steps={opts.max_steps}); "
+                  f"raise --max_steps to train on", file=sys.stderr)
+        return ckpt_dir
     log = RunLog(ckpt_dir, step, opts.max_steps, opts.name, opts.progress, opts.tensorboard) if dist.main else None
     if log and step:
         log.message(f"{ckpt_dir}: resumed at step {step}")
@@ -235,7 +241,7 @@ def train_gan(generator, critic, wavs: torch.Tensor, labels: torch.Tensor | None
         if step % opts.log_interval_steps == 0 or step == opts.max_steps:
             seconds = time.perf_counter() - tick
             train_seconds += seconds
-            values = {k: float(v) / since for k, v in totals.items()}
+            values = dist.mean({k: v / since for k, v in totals.items()})   # averaged over processes
             finite_or_raise(values, step, ckpt_dir)
             if log:
                 log.stats(step, {**values, "steps_per_s": since / max(seconds, 1e-9), "train_seconds": train_seconds})
