@@ -61,6 +61,15 @@ class Dist:
             p.grad = flat[offset:offset + n].view_as(p).clone()
             offset += n
 
+    def mean(self, values: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Average scalar tensors over processes (one all-reduce) and return them as floats."""
+        keys = sorted(values)
+        stacked = torch.stack([torch.as_tensor(values[k], dtype=torch.float32).reshape(()) for k in keys])
+        if self.active:
+            dist.all_reduce(stacked)
+            stacked /= self.world_size
+        return dict(zip(keys, stacked.tolist()))
+
     def gather(self, tensor: torch.Tensor, device) -> list[torch.Tensor]:
         """``tensor`` of every process (same shape everywhere), on the CPU, in rank order."""
         if not self.active:

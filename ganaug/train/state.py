@@ -94,6 +94,7 @@ def unflatten_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: 
 
 def check_signature(saved: dict, current: dict, where: Path) -> None:
     """Resume only into the same run: the settings in ``current`` must equal the saved ones."""
+    current = json.loads(json.dumps(current))   # compare as stored: tuples become lists
     changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
     if changed:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in changed)
