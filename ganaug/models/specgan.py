@@ -106,6 +106,24 @@ class SpectrogramGenerator(nn.Module):
         raise NotImplementedError
 
     @torch.inference_mode()
+    def synthesize(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Waveforms ``(batch, num_samples)`` float32 in [-1, 1] for given latents (and label indices):
+        ``forward`` then ``decode``, in eval mode (spectral norm must not advance its power iteration
+        while sampling mid-training). Row ``i`` depends only on ``z[i]`` and ``labels[i]``."""
+        self._check_fitted()
+        out = torch.empty(z.shape[0], self.num_samples, device=z.device)
+        was_training = self.training
+        self.eval()
+        try:
+            for start in range(0, z.shape[0], batch_size):
+                stop = min(z.shape[0], start + batch_size)
+                chunk = None if labels is None else labels[start:stop]
+                out[start:stop] = self.decode(self(z[start:stop], chunk).float())
+        finally:
+            self.train(was_training)
+        return out.clamp_(-1, 1)
+
+    @torch.inference_mode()
     def sample(self, n: int, labels=None, generator: torch.Generator | None = None,
                batch_size: int = 64) -> torch.Tensor:
         """``n`` clips ``(n, num_samples)``, float32 in [-1, 1], on the model's device.
@@ -117,17 +135,7 @@ class SpectrogramGenerator(nn.Module):
         device = self.dense.weight.device
         index = resolve_labels(labels, self.label_names, n, generator, device)
         z = sample_latents(n, self.latent_dim, generator, device)
-        out = torch.empty(n, self.num_samples, device=device)
-        was_training = self.training
-        self.eval()  # spectral norm must not advance its power iteration while sampling mid-training
-        try:
-            for start in range(0, n, batch_size):
-                stop = min(n, start + batch_size)
-                chunk = None if index is None else index[start:stop]
-                out[start:stop] = self.decode(self(z[start:stop], chunk).float())
-        finally:
-            self.train(was_training)
-        return out.clamp_(-1, 1)
+        return self.synthesize(z, index, batch_size)
 
 
 class SpectrogramDiscriminator(nn.Module):
