@@ -6,7 +6,8 @@ family registers here and every loader, augmenter and recipe takes it unchanged.
 
 A generator has ``family``, ``config()``, ``label_names``, ``sample_rate``, ``num_samples``,
 ``latent_dim``, ``forward(z, labels)`` -> what the critic sees, ``encode(wavs)`` -> real clips in
-that space, ``fit_data(wavs)`` (data statistics, set once before training) and
+that space, ``fit_data(wavs)`` (data statistics, set once before training, from an
+``(N, num_samples)`` tensor or an iterable of batches) and
 ``sample(n, labels, generator)`` -> waveforms. A critic has ``config()`` and
 ``forward(x, labels=None)`` -> ``(batch,)``. The training loop calls nothing else.
 """

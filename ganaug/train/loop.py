@@ -133,7 +133,7 @@ def train_gan(generator, critic, wavs: torch.Tensor, labels: torch.Tensor | None
     data = wavs.to(device) if cuda else wavs          # on CPU, rows are read from the memory map per batch
     data_labels = labels.to(device) if labels is not None else None
 
-    G.fit_data(data)                                  # data statistics (no-op for WaveGAN); saved with G
+    G.fit_data(data.split(1024))                      # data statistics in batches (no-op for WaveGAN); saved with G
     dist.broadcast_module(G)
     dist.broadcast_module(D)
     ema = copy.deepcopy(G).requires_grad_(False) if opts.ema_decay else None
