@@ -64,3 +64,26 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
 def test_full_preset_loads_as_a_plain_file():
     hp, _ = load_ablation_hparams("ablation", {"data_folder": "d", "output_folder": "o", "seeds": "[3, 4, 5]"})
     assert hp["seeds"] == [3, 4, 5] and hp["speaker_fractions"] == [0.1, 0.25, 0.5, 1.0] and hp["tstr"] is True
+
+
+def test_generator_family_axis(mini_sc, tmp_path, monkeypatch):
+    from ganaug.ablation.grid import plan_cells
+
+    hp, _ = load_ablation_hparams("ablation_quick", {"data_folder": "d", "output_folder": "o",
+                                                     "generator_families": "[wavegan, specgan]"})
+    labels = list(dict.fromkeys(c["augmentation"] for c in plan_cells(hp)))
+    assert labels == ["none", "classic", "gan_per_keyword", "gan_per_keyword@specgan", "gan_conditional",
+                      "gan_conditional@specgan", "classic+gan", "classic+gan@specgan", "tstr", "tstr@specgan"]
+    with pytest.raises(HparamsError, match="generator_families"):
+        run_ablation("ablation_quick", {"data_folder": "d", "output_folder": "o", "generator_families": ["melgan"]},
+                     progress=False)
+    # one real SpecGAN arm: its conditional generator is trained from the specgan config
+    monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
+    out = run_ablation("ablation_quick", {
+        "data_folder": str(mini_sc), "output_folder": str(tmp_path / "abl"), "speaker_fractions": [1.0], "seeds": [0],
+        "augmentations": ["gan_conditional"], "tstr": False, "generator_families": ["specgan"],
+        "kws_overrides": {"channels": 8, "num_blocks": 1}}, progress=False)
+    assert [r["augmentation"] for r in out["rows"]] == ["gan_conditional@specgan"]
+    config = json.loads((tmp_path / "abl" / "gans" / "f1" / "conditional_specgan" / "config.json").read_text())
+    assert config["model"] == "specgan" and config["label_names"] == ["yes", "no"]
+    assert out["rows"][0]["synthetic_rows"] > 0

@@ -10,6 +10,12 @@ into ``<output_folder>/gans/f<fraction>/{per_keyword,conditional}``, or taken fr
 Augmentations: ``none``, ``classic`` (SpeechBrain noise/shift/speed), ``gan_per_keyword``,
 ``gan_conditional``, ``classic+gan`` (with ``classic_gan_generator``), and ``tstr`` (train on
 synthetic clips only, test on real speakers; added when ``tstr: true``).
+
+Generator families (``generator_families: [wavegan, specgan, tifgan]``): every arm that uses a
+generator is run once per family; arms of a family other than WaveGAN are named
+``<augmentation>@<family>`` (e.g. ``gan_conditional@specgan``) and their generators are trained
+from that family's packaged config (``specgan``/``tifgan``; ``conditional: True`` for the
+conditional arm) with the same ``gan_overrides``. Given checkpoints apply to WaveGAN only.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = ["AUGMENTATIONS", "load_ablation_hparams", "plan_cells", "run_ablation
 
 AUGMENTATIONS = ("none", "classic", "gan_per_keyword", "gan_conditional", "classic+gan", "tstr")
 GENERATORS = ("gan_per_keyword", "gan_conditional")
+DEFAULT_FAMILY = "wavegan"
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -80,26 +87,40 @@ def _check(hp: dict) -> None:
     for key in ("tstr_generator", "classic_gan_generator"):
         if hp[key] not in GENERATORS:
             raise HparamsError(f"{key}={hp[key]!r}: choose one of {GENERATORS}")
+    from ganaug.models import GENERATORS as FAMILIES
+
+    families = _families(hp)
+    if not families or any(f not in FAMILIES for f in families) or len(set(families)) != len(families):
+        raise HparamsError(f"generator_families={families!r}: give distinct names from {sorted(FAMILIES)}")
+
+
+def _families(hp: dict) -> list[str]:
+    return list(hp.get("generator_families") or [DEFAULT_FAMILY])
 
 
 def plan_cells(hp: dict) -> list[dict]:
-    """The grid, in run order: ``{speaker_fraction, augmentation, seed, generator, name}`` per cell."""
+    """The grid, in run order: ``{speaker_fraction, augmentation, seed, generator, family, name}``
+    per cell; ``generator`` is None or ``(kind, family)``."""
     augs = list(hp["augmentations"]) + (["tstr"] if hp["tstr"] and "tstr" not in hp["augmentations"] else [])
     cells = []
     for fraction in hp["speaker_fractions"]:
         for aug in augs:
-            generator = {"gan_per_keyword": "gan_per_keyword", "gan_conditional": "gan_conditional",
-                         "classic+gan": hp["classic_gan_generator"], "tstr": hp["tstr_generator"]}.get(aug)
-            for seed in hp["seeds"]:
-                name = f"f{float(fraction):g}_{aug.replace('+', '_')}_s{seed}"
-                cells.append({"speaker_fraction": float(fraction), "augmentation": aug, "seed": int(seed),
-                              "generator": generator, "name": name})
+            kind = {"gan_per_keyword": "gan_per_keyword", "gan_conditional": "gan_conditional",
+                    "classic+gan": hp["classic_gan_generator"], "tstr": hp["tstr_generator"]}.get(aug)
+            for family in (_families(hp) if kind else [None]):
+                label = aug if family in (None, DEFAULT_FAMILY) else f"{aug}@{family}"
+                for seed in hp["seeds"]:
+                    name = f"f{float(fraction):g}_{label.replace('+', '_').replace('@', '_')}_s{seed}"
+                    cells.append({"speaker_fraction": float(fraction), "augmentation": label, "seed": int(seed),
+                                  "generator": (kind, family) if kind else None, "name": name})
     return cells
 
 
-def _generator_dir(hp: dict, fraction: float, kind: str, output: Path) -> Path:
+def _generator_dir(hp: dict, fraction: float, kind: str, family: str, output: Path) -> Path:
     """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done)."""
     given = str(hp["per_keyword_ckpt" if kind == "gan_per_keyword" else "conditional_ckpt"] or "")
+    if family != DEFAULT_FAMILY:
+        given = ""
     if given:
         path = Path(given.replace("{fraction}", f"{fraction:g}"))
         if not path.is_dir():
@@ -108,12 +129,17 @@ def _generator_dir(hp: dict, fraction: float, kind: str, output: Path) -> Path:
     from ganaug.train import train
 
     folder = output / "gans" / f"f{fraction:g}" / ("per_keyword" if kind == "gan_per_keyword" else "conditional")
+    if family != DEFAULT_FAMILY:
+        folder = folder.with_name(f"{folder.name}_{family}")
     done_marker = folder / ".ablation_done"
     if not done_marker.is_file():
         overrides = _merge(dict(hp["gan_overrides"] or {}), {
             "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": ",".join(_labels(hp)),
             "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
-        name = hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"]
+        if family == DEFAULT_FAMILY:
+            name = hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"]
+        else:  # the family's packaged config; one key makes it conditional
+            name, overrides["conditional"] = family, kind == "gan_conditional"
         train(name, overrides)
         done_marker.write_text(json.dumps({"finished": time.time()}))
     return folder
@@ -169,9 +195,9 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
         if results is None:
             gan_dir = None
             if cell["generator"]:
-                key = (cell["speaker_fraction"], cell["generator"])
+                key = (cell["speaker_fraction"], *cell["generator"])
                 if key not in generators:
-                    generators[key] = _generator_dir(hp, cell["speaker_fraction"], cell["generator"], output)
+                    generators[key] = _generator_dir(hp, *key, output)
                 gan_dir = generators[key]
             results = run_kws(hp["kws_hparams"], _cell_overrides(hp, cell, cell_dir, gan_dir))
             ran += 1
@@ -180,7 +206,7 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
         rows.append({**{k: cell[k] for k in ("speaker_fraction", "augmentation", "seed")}, "cell": cell["name"],
                      **{k: results.get(k) for k in ("test_acc", "eval_acc", "valid_acc", "num_train",
                                                     "synthetic_rows", "duration_s")}})
-    order = [a for a in AUGMENTATIONS if a in {c["augmentation"] for c in cells}]
+    order = list(dict.fromkeys(c["augmentation"] for c in cells))
     summary = summarize(rows)
     paths = {"csv": output / "results.csv", "markdown": output / "results.md", "plot": output / "ablation.png"}
     write_csv(rows, paths["csv"])

@@ -145,8 +145,7 @@ class GeneratorSource:
             z = torch.cat([sample_latents(1, model.latent_dim, row_generator(seeds[r])) for r in rows]).to(model_device)
             index = [self.entries[names[r]][1] for r in rows]
             labels = None if index[0] is None else torch.tensor(index, device=model_device)
-            with torch.no_grad():
-                clips = model(z, labels).float().clamp_(-1, 1)
+            clips = model.synthesize(z, labels)  # waveforms, whatever the family
             if out is None:
                 out = torch.empty(len(names), clips.shape[-1], device=model_device)
             out[torch.tensor(rows, device=model_device)] = clips

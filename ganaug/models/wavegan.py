@@ -135,11 +135,16 @@ class WaveGANGenerator(nn.Module):
         device = next(self.parameters()).device
         index = resolve_labels(labels, self.label_names, n, generator, device)
         z = sample_latents(n, self.latent_dim, generator, device)
-        out = torch.empty(n, self.num_samples, device=device)
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            chunk = None if index is None else index[start:stop]
-            out[start:stop] = self(z[start:stop], chunk).float()
+        return self.synthesize(z, index, batch_size)
+
+    @torch.inference_mode()
+    def synthesize(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
+        """Waveforms ``(len(z), num_samples)`` in [-1, 1] for given latents and label indices: the
+        call every family shares (SpecGAN/TiFGAN invert their spectrograms here)."""
+        out = torch.empty(z.shape[0], self.num_samples, device=z.device)
+        for start in range(0, z.shape[0], batch_size):
+            stop = start + batch_size
+            out[start:stop] = self(z[start:stop], None if labels is None else labels[start:stop]).float()
         return out.clamp_(-1, 1)
 
 
