@@ -23,7 +23,7 @@ __all__ = ["DEMO", "SMOKE", "main", "run_demo", "default_data_folder"]
 DEMO = {
     "labels": "yes,no",
     # ganaug train wavegan_conditional overrides
-    "train": {"model_dim": 8, "batch_size": 16, "max_steps": 100, "ckpt_interval_steps": 50,
+    "train": {"model_dim": 8, "batch_size": 16, "max_steps": 300, "ckpt_interval_steps": 100,
               "log_interval_steps": 10, "samples_per_label": 2, "tensorboard": False},
     "classifier": {},                 # reference-classifier recipe overrides (REFERENCE_RECIPE)
     "num_samples": 500,               # generated clips scored

@@ -41,8 +41,9 @@ def test_evaluate_command_writes_metrics_and_table(mini_sc, tmp_path, capsys, mo
     assert (ckpt / "eval" / "metrics.md").is_file()
     assert result["kind"] == "conditional" and result["labels"] == ["yes", "no"] and result["num_generated"] == 24
     for column in ("generated", "real"):
-        for key in ("is", "is_std", "mis", "fid", "d_train", "d_self", "label_acc"):
+        for key in ("is", "mis", "fid", "d_train", "d_self", "label_acc"):
             assert isinstance(result[column][key], float), (column, key)
+    assert result["real"]["is_std"] is None and result["real"]["is_splits"] == 1   # 5 test clips: one IS chunk
     assert 1.0 <= result["generated"]["is"] <= 2.0 + 1e-9
     assert set(result["generated"]["label_acc_per_label"]) == {"yes", "no"}
     # the reference classifier was trained into the cache, on the TRAIN split, and is reused

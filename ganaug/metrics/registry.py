@@ -87,7 +87,8 @@ def inception_score(ctx: MetricContext, clips: ClipSet) -> dict:
     # small chunks bias IS low (their marginal is noisy): keep at least 50 clips per chunk
     splits = max(1, min(ctx.splits, len(clips) // 50))
     mean, std = F.inception_score(ctx.probs(clips), splits=splits)
-    return {"is": mean, "is_std": std, "is_splits": splits}
+    # one chunk gives no spread: report no std rather than a misleading 0
+    return {"is": mean, "is_std": std if splits > 1 else None, "is_splits": splits}
 
 
 @register_metric("mis")
