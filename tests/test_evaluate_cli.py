@@ -82,3 +82,29 @@ def test_evaluate_bad_input_names_the_argument(mini_sc, tmp_path, classifier_dir
     with pytest.raises(ValueError, match="--classifier"):
         evaluate_generator(_tiny(tmp_path / "other", ["yes", "_silence_"]), mini_sc, classifier=classifier_dir,
                            num_samples=4, progress=False)
+
+
+def test_tifgan_consistency_scores_its_own_spectrograms(mini_sc, tmp_path, classifier_dir):
+    from ganaug.models.tifgan import TiFGANGenerator
+
+    from ganaug.data import KeywordDataset
+    from ganaug.data.cache import preload
+
+    torch.manual_seed(0)
+    generator = TiFGANGenerator(model_dim=4, label_names=["yes", "no"])
+    generator.fit_data(preload(KeywordDataset(mini_sc, labels=["yes", "no"], split="train"), cache_dir=False,
+                               progress=False)[0])
+    ckpt = save_generator(tmp_path / "tif", generator)
+    result = evaluate_generator(ckpt, mini_sc, classifier=classifier_dir, num_samples=8, device="cpu",
+                                progress=False, metrics=("consistency",))
+    real, generated = result["real"]["consistency"], result["generated"]["consistency"]
+    assert 0.3 < real <= 1.0            # real speech spectrograms are consistent
+    assert -1.0 <= generated <= 1.0
+    # the generator's own spectrograms (before PGHI) were scored, not its waveforms' STFTs
+    from ganaug.metrics.registry import METRICS, ClipSet
+    from ganaug.metrics.evaluate import generate_clips, load_generators
+
+    generators, kind = load_generators(ckpt, device="cpu")
+    wavs, _ = generate_clips(generators, kind, 8, labels=["yes", "no"])
+    assert abs(METRICS["consistency"](None, ClipSet("wavs", wavs))["consistency"] - generated) > 1e-3
+    assert "spectrogram consistency" in format_table(result)

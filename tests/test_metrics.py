@@ -154,3 +154,20 @@ def test_reference_classifier_is_reused_and_checks_labels(trained_classifier, mi
         reference_classifier(mini_sc, ["yes", "no"], tmp_path, device="cpu")
     with pytest.raises(ValueError, match="unknown reference-classifier settings"):
         train_reference_classifier(mini_sc, ["yes", "no"], tmp_path / "new", epoch=1)
+
+
+def test_consistency_metric_scores_spectrograms(sc_root):
+    from ganaug.audio import load_audio
+    from ganaug.metrics.registry import METRICS, ClipSet
+    from ganaug.spectral.metrics import gauss_log_magnitude
+
+    files = sorted((sc_root / "yes").glob("*.flac"))[:8]
+    speech = torch.stack([load_audio(f, num_samples=16384) for f in files])
+    real = METRICS["consistency"](None, ClipSet("real", speech))
+    # the same spectrograms with their frames shuffled: no signal has them
+    logmag = gauss_log_magnitude(speech)
+    shuffled = ClipSet("shuffled", speech)
+    shuffled.cache["logmag"] = logmag[..., torch.randperm(logmag.shape[-1], generator=torch.Generator().manual_seed(0))]
+    fake = METRICS["consistency"](None, shuffled)
+    assert real["consistency"] > fake["consistency"] + 0.1
+    assert -1 <= fake["consistency"] <= 1 and real["consistency_std"] is not None

@@ -33,6 +33,7 @@ ROWS = [  # key, name, reading
     ("d_train", "|D|train", "NN distance to train; ~0 = copies"),
     ("d_self", "|D|self", "NN distance within set; small = mode collapse"),
     ("label_acc", "label accuracy", "classifier hears the intended label"),
+    ("consistency", "spectrogram consistency", "TiFGAN's measure; real speech ~0.7, noise lower"),
 ]
 
 
@@ -80,6 +81,26 @@ def generate_clips(generators: dict, kind: str, n: int, seed: int = 0, sample_ra
     g = generators[None]
     out = g.sample(n, labels=wanted, generator=rng).cpu()
     return fit_length(resample(out, g.sample_rate, sample_rate), num_samples), wanted
+
+
+def _add_generator_spectrograms(clips, generators: dict, kind: str, labels, seed: int, n: int = 256) -> None:
+    """For TiFGAN, score the generator's own log-magnitudes (before PGHI), as the TiFGAN paper does."""
+    from ganaug.functional import sample_latents
+
+    if any(g.family != "tifgan" for g in generators.values()):
+        return
+    rng = torch.Generator().manual_seed(seed + 1)
+    logmags = []
+    for name, g in generators.items():
+        device = next(g.parameters()).device
+        count = n if kind != "per_keyword" else max(1, n // len(generators))
+        z = sample_latents(count, g.latent_dim, rng).to(device)
+        index = None
+        if kind == "conditional":
+            index = torch.tensor([g.label_names.index(labels[i % len(labels)]) for i in range(count)], device=device)
+        with torch.inference_mode():
+            logmags.append(g.to_log_magnitude(g(z, index)).float().cpu())
+    clips.cache["logmag"] = torch.cat(logmags)
 
 
 def _data_keywords(data) -> list[str]:
@@ -137,7 +158,10 @@ def evaluate_generator(ckpt, data, classifier=None, num_samples: int = 1000, dev
     ctx = MetricContext(classifier=model, train=ClipSet("real train", train_wavs.float(), train_labels),
                         device=device, sample_rate=sample_rate,
                         self_n=min(num_samples, test_wavs.shape[0]), progress=progress)
-    generated = run_metrics(ctx, ClipSet("generated", gen_wavs, gen_labels), metrics)
+    generated_set = ClipSet("generated", gen_wavs, gen_labels)
+    if "consistency" in metrics:
+        _add_generator_spectrograms(generated_set, generators, kind, labels, seed)
+    generated = run_metrics(ctx, generated_set, metrics)
     real_ref = run_metrics(ctx, ClipSet("real test", test_wavs.float(), test_labels), metrics)
     return {
         "ckpt": str(Path(ckpt).resolve()), "data": str(data.resolve()), "kind": kind, "labels": labels,

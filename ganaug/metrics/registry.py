@@ -132,7 +132,26 @@ def label_acc(ctx: MetricContext, clips: ClipSet) -> dict:
     return out
 
 
-DEFAULT_METRICS = ("is", "mis", "fid", "d_train", "d_self", "label_acc")
+@register_metric("consistency")
+def spectrogram_consistency(ctx: MetricContext, clips: ClipSet) -> dict:
+    """TiFGAN's consistency (Marafioti et al. 2019), mean and std over clips, of Gaussian-window
+    log-magnitude spectrograms: how close each is to one a real signal can have.
+
+    It scores *spectrograms*: ``clips.cache["logmag"]`` when the caller put a generator's own
+    spectrograms there (TiFGAN, before phase reconstruction), else the spectrograms of the clips'
+    waveforms (the real-data reference; for waveform generators it says little, since the STFT of
+    any signal is consistent).
+    """
+    from ganaug.spectral.metrics import consistency, gauss_log_magnitude
+
+    logmag = clips.cache.get("logmag")
+    if logmag is None:
+        logmag = torch.cat([gauss_log_magnitude(clips.wavs[i:i + 256].float().cpu()) for i in range(0, len(clips), 256)])
+    values = consistency(logmag)
+    return {"consistency": float(values.mean()), "consistency_std": float(values.std()) if len(values) > 1 else None}
+
+
+DEFAULT_METRICS = ("is", "mis", "fid", "d_train", "d_self", "label_acc", "consistency")
 
 
 def run_metrics(ctx: MetricContext, clips: ClipSet, metrics=DEFAULT_METRICS) -> dict:

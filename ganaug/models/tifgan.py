@@ -32,6 +32,7 @@ from torch import nn
 
 from ganaug.models.specgan import SpectrogramDiscriminator, SpectrogramGenerator
 from ganaug.spectral import TIFGAN_CHANNELS, TIFGAN_HOP, consistency, gauss_istft, gauss_stft, griffin_lim, pghi
+from ganaug.spectral.metrics import gauss_log_magnitude
 
 __all__ = ["TiFGANGenerator", "TiFGANDiscriminator", "TIFGAN_PRESETS"]
 
@@ -88,9 +89,7 @@ class TiFGANGenerator(SpectrogramGenerator):
     def log_magnitude(self, wavs: torch.Tensor) -> torch.Tensor:
         """``(batch, time)`` -> per-clip normalised, clipped natural-log magnitude ``(batch, 256, frames)``
         in ``[-dynamic_range, 0]``; the input to ``ganaug.spectral.consistency``."""
-        mag = gauss_stft(wavs)[:, :-1].abs()
-        mag = mag / mag.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
-        return torch.log(mag.clamp_min(1e-30)).clamp_min(-self.dynamic_range)
+        return gauss_log_magnitude(wavs, self.dynamic_range)
 
     def to_log_magnitude(self, x: torch.Tensor) -> torch.Tensor:
         """D's representation ``(batch, 1, 256, 128)`` -> natural-log magnitude ``(batch, 256, 128)``."""

@@ -62,3 +62,13 @@ def consistency(logmag: torch.Tensor, hop_length: int = 128, channels: int = 512
     d_ff = d_ff - d_ff.mean(-1, keepdim=True)
     corr = (d_tt * d_ff).sum(-1) / (d_tt.norm(dim=-1) * d_ff.norm(dim=-1)).clamp_min(1e-12)
     return corr.float()
+
+
+def gauss_log_magnitude(wavs: torch.Tensor, dynamic_range: float = 10.0) -> torch.Tensor:
+    """TiFGAN's representation of audio ``(batch, time)``: Gaussian-window STFT magnitude (Nyquist bin
+    dropped), normalised to each clip's peak, natural log clipped to ``[-dynamic_range, 0]``."""
+    from ganaug.spectral.stft import gauss_stft
+
+    mag = gauss_stft(wavs)[:, :-1].abs()
+    mag = mag / mag.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    return torch.log(mag.clamp_min(1e-30)).clamp_min(-dynamic_range)
