@@ -116,8 +116,10 @@ def _pack_conv_transpose(conv: torch.nn.ConvTranspose1d, dtype: torch.dtype, las
                 packed[j, :, r, :] = w[:, :, k]
     bias = conv.bias.detach().float() if conv.bias is not None else w.new_zeros(c_out)
     bias = bias.repeat(stride)
-    if last:  # GEMM then overlap-add: weight (c_in, taps * stride * c_out), columns (tap, phase, c_out)
-        weight = packed.permute(1, 0, 2, 3).reshape(c_in, taps * stride * c_out)
+    if last:  # one output channel: GEMM then overlap-add; weight (taps * stride, c_in), rows (tap, phase)
+        if c_out != 1:
+            raise ValueError(f"the last layer of a WaveGAN generator has one output channel, got {c_out}")
+        weight = packed[..., 0].permute(0, 2, 1).reshape(taps * stride, c_in)
         return _Layer(weight.to(dtype).contiguous(), bias, taps, m_hi, stride, c_out)
     weight = packed.reshape(taps * c_in, stride * c_out)
     return _Layer(weight.to(dtype).contiguous(), bias.to(dtype), taps, m_hi, stride, c_out)
@@ -148,32 +150,46 @@ def pack(G, dtype: torch.dtype = torch.bfloat16) -> _Plan:
 
 
 # -- packed forward -----------------------------------------------------------------------------
-def _conv_layer(x: torch.Tensor, layer: _Layer) -> torch.Tensor:
-    """(batch, time, c_in) -> relu(conv_transpose) (batch, stride * time, c_out), in x's dtype."""
+def _pad_rows(x: torch.Tensor, layer: _Layer, relu: bool) -> torch.Tensor:
+    """``x`` (batch, time, c) with ``left`` zero rows before and ``taps - 1 - left`` after, ReLU fused into the copy."""
+    batch, length, channels = x.shape
+    xp = x.new_empty(batch, length + layer.taps - 1, channels)
+    xp[:, :layer.left].zero_()
+    xp[:, layer.left + length:].zero_()
+    inner = xp[:, layer.left: layer.left + length]
+    torch.clamp_min(x, 0, out=inner) if relu else inner.copy_(x)
+    return xp
+
+
+def _conv_layer(x: torch.Tensor, layer: _Layer, relu: bool) -> torch.Tensor:
+    """conv_transpose(relu(x)) (ReLU of the layer before, when ``relu``): (batch, time, c_in) ->
+    (batch, stride * time, c_out) in x's dtype, as one GEMM over im2col rows."""
     batch, length, c_in = x.shape
-    right = layer.taps - 1 - layer.left
-    xp = F.pad(x, (0, 0, layer.left, right))
+    xp = _pad_rows(x, layer, relu)
     rows = xp.as_strided((batch, length, layer.taps * c_in), ((length + layer.taps - 1) * c_in, c_in, 1))
     y = torch.addmm(layer.bias, rows.reshape(batch * length, -1), layer.weight)
-    return y.relu_().view(batch, length * layer.stride, layer.c_out)
+    return y.view(batch, length * layer.stride, layer.c_out)
 
 
-def _last_layer(x: torch.Tensor, layer: _Layer) -> torch.Tensor:
-    """(batch, time, c_in) -> conv_transpose (batch, stride * time * c_out) float32, by GEMM + overlap-add."""
+def _last_layer(x: torch.Tensor, layer: _Layer, out: torch.Tensor) -> None:
+    """tanh(conv_transpose(relu(x))) with one output channel: (batch, time, c_in) -> ``out`` (batch, stride * time)
+    float32. One GEMM gives every tap's contribution in (tap, phase, batch, time) layout; the overlap-add then
+    runs over contiguous time in float32."""
     batch, length, c_in = x.shape
-    taps, block = layer.taps, layer.stride * layer.c_out
-    q = (x.reshape(batch * length, c_in) @ layer.weight).view(batch, length, taps, block).float()
-    # output block t = sum_j q[t - left + j, j]: accumulate into a frame of length + taps - 1 blocks
-    y = q.new_zeros(batch, length + taps - 1, block)
+    taps, stride = layer.taps, layer.stride
+    xr = x.relu().reshape(batch * length, c_in)
+    q = torch.mm(layer.weight, xr.t()).float().view(taps, stride, batch, length)
+    # phase r of output block t = bias + sum_j q[j, r, :, t - left + j]
+    y = layer.bias.view(stride, 1, 1).expand(stride, batch, length + taps - 1).clone()
     for j in range(taps):
-        y[:, taps - 1 - j: taps - 1 - j + length] += q[:, :, j]
+        y[:, :, taps - 1 - j: taps - 1 - j + length] += q[j]
     start = taps - 1 - layer.left
-    out = y[:, start: start + length] + layer.bias
-    return out.reshape(batch, length * layer.stride, layer.c_out)
+    out.view(batch, length, stride).copy_(y[:, :, start: start + length].permute(1, 2, 0))
+    out.tanh_()
 
 
 def packed_forward(G, plan: _Plan, z: torch.Tensor, labels: torch.Tensor | None, chunk: int | None = None) -> torch.Tensor:
-    """G's forward on the packed plan: float32 ``(batch, num_samples)`` (before clamping)."""
+    """G's forward on the packed plan: float32 ``(batch, num_samples)`` in [-1, 1] (tanh)."""
     chunk = CPU_CHUNK if chunk is None else chunk
     z = z.float()
     if G.label_names is not None:
@@ -183,19 +199,19 @@ def packed_forward(G, plan: _Plan, z: torch.Tensor, labels: torch.Tensor | None,
     x = torch.addmm(plan.dense_bias, z, plan.dense_weight).relu_()
     x = x.to(plan.dtype).view(z.shape[0], 16, plan.c0)
     split = min(_FULL_BATCH_LAYERS, len(plan.layers) - 1)
-    for layer in plan.layers[:split]:
-        x = _conv_layer(x, layer)
-    outs = []
-    for xc in x.split(chunk):
-        for layer in plan.layers[split:-1]:
-            xc = _conv_layer(xc, layer)
-        outs.append(_last_layer(xc, plan.layers[-1]))
-    y = torch.cat(outs) if len(outs) > 1 else outs[0]  # (batch, num_samples, 1)
-    y = y.transpose(1, 2).tanh_()                           # (batch, 1, num_samples)
+    for i, layer in enumerate(plan.layers[:split]):
+        x = _conv_layer(x, layer, relu=i > 0)
+    out = torch.empty(z.shape[0], G.num_samples, device=z.device)
+    for start in range(0, z.shape[0], chunk):
+        xc = x[start: start + chunk]
+        for i, layer in enumerate(plan.layers[split:-1]):
+            xc = _conv_layer(xc, layer, relu=split + i > 0)
+        _last_layer(xc, plan.layers[-1], out[start: start + chunk])
     if G.post_filter is not None:
         n = G.post_filter_len
-        y = G.post_filter(F.pad(y, ((n - 1) // 2, n // 2)).to(G.post_filter.weight.dtype)).float()
-    return y.squeeze(1)
+        y = F.pad(out.unsqueeze(1), ((n - 1) // 2, n // 2)).to(G.post_filter.weight.dtype)
+        out = G.post_filter(y).float().squeeze(1)
+    return out
 
 
 def _is_wavegan(G) -> bool:
