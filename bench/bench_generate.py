@@ -132,9 +132,10 @@ def main() -> None:
     parser.add_argument("--threads", default="2,1", help="torch CPU thread counts to run the CPU part with")
     parser.add_argument("--cuda_batch", type=int, default=4096)
     parser.add_argument("--no_cuda", action="store_true")
+    parser.add_argument("--no_cpu", action="store_true", help="only the CUDA part")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, CPU native bf16: {fast.cpu_has_fast_bf16()}, load average before: {loadavg()}")
-    for threads in [int(t) for t in args.threads.split(",")]:
+    for threads in [] if args.no_cpu else [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         for preset in args.presets.split(","):
             r = cpu_bench(preset, args.batch_size, args.rounds)

@@ -1,0 +1,257 @@
+"""Training speed: WGAN-GP iterations/s (f32 vs bf16 autocast, CPU and CUDA) and the cost of GanAugment in a KWS epoch.
+
+    python bench/bench_train.py [--data_folder ../shared/data/speech_commands] [--parts gan,curves,kws] [--threads 2]
+
+Parts (CPU always; CUDA parts when CUDA is present):
+  gan     WGAN-GP iterations/s (``--d_steps`` critic + 1 generator update, the step of
+          ``ganaug.train.loop.train_gan``, gradient penalty in float32) for the ``tiny`` (d=16) and ``small``
+          (d=32) presets on CPU at ``--cpu_batch``: plain float32 against bf16 autocast of G and D forwards;
+          variants interleaved. On CUDA: ``paper`` at batch 64, 5 D + 1 G, fp32 / tf32 / bf16 autocast /
+          bf16 autocast + torch.compile.
+  curves  the losses of the same run (same seed, real clips) in float32 and in CPU bf16 autocast over
+          ``--curve_steps`` iterations: does bf16 train the same (D/gp stays bounded, D/wgan follows)?
+  kws     a keyword-classifier training epoch (DS-CNN forward + backward + AdamW over the preloaded clips)
+          without GanAugment, and with GanAugment(p=0.5) drawing from a bank, alternated epoch by epoch;
+          on-the-fly generation (GanAugment running G ``small``) is timed once beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ganaug.functional import sample_latents
+from ganaug.models import PRESETS, WaveGANDiscriminator, WaveGANGenerator
+from ganaug.train.loop import gradient_penalty
+
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
+KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def real_clips(data_folder: str, limit: int) -> torch.Tensor:
+    from ganaug.data import KeywordDataset
+    from ganaug.data.cache import preload
+
+    if not Path(data_folder).is_dir():  # e.g. a GPU machine without the shared data: speed does not depend on it
+        print(f"{data_folder}: not found; timing on uniform noise clips (the curves part needs real clips)")
+        return torch.rand(limit, 16384).sub_(0.5).mul_(0.2), torch.zeros(limit, dtype=torch.long)
+    ds = KeywordDataset(data_folder, labels=KEYWORDS, num_samples=16384)
+    wavs, labels = preload(ds, progress=False)
+    return wavs[:limit].clone(), labels[:limit].clone()
+
+
+class WGANStep:
+    """One WGAN-GP iteration as ``train_gan`` runs it (``d_steps`` critic updates, one generator update),
+    with an autocast dtype for the G and D forwards (the gradient penalty stays float32)."""
+
+    def __init__(self, preset: str, device, batch: int, d_steps: int, amp: torch.dtype | None, compile: bool = False,
+                 seed: int = 0):
+        torch.manual_seed(seed)
+        self.device, self.batch, self.d_steps, self.amp = torch.device(device), batch, d_steps, amp
+        self.G = WaveGANGenerator(**PRESETS[preset]).to(self.device).train()
+        self.D = WaveGANDiscriminator(**PRESETS[preset]).to(self.device).train()
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=1e-4, betas=(0.5, 0.9))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=1e-4, betas=(0.5, 0.9))
+        self.g_fwd = torch.compile(self.G) if compile else self.G
+        self.d_fwd = torch.compile(self.D) if compile else self.D
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def __call__(self, data: torch.Tensor) -> dict:
+        stats = {}
+        for _ in range(self.d_steps):
+            real = data[torch.randint(len(data), (self.batch,), generator=self.gen)].to(self.device)
+            z = sample_latents(self.batch, self.G.latent_dim, self.gen, self.device)
+            eps = torch.rand(self.batch, generator=self.gen)
+            with torch.no_grad(), self.autocast():
+                fake = self.g_fwd(z)
+            with self.autocast():
+                d_wgan = self.d_fwd(fake).float().mean() - self.d_fwd(real).float().mean()
+            d_gp = gradient_penalty(self.D, real, fake, None, eps)
+            loss = d_wgan + 10 * d_gp
+            self.opt_D.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_D.step()
+        z = sample_latents(self.batch, self.G.latent_dim, self.gen, self.device)
+        self.D.requires_grad_(False)
+        with self.autocast():
+            g_adv = -self.d_fwd(self.g_fwd(z)).float().mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        g_adv.backward()
+        self.opt_G.step()
+        self.D.requires_grad_(True)
+        stats.update({"D/wgan": float(d_wgan.detach()), "D/gp": float(d_gp.detach()), "G/adv": float(g_adv.detach())})
+        return stats
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def iteration_rates(variants: dict, data: torch.Tensor, iters: int, rounds: int) -> dict[str, float]:
+    """Median iterations/s of each ``WGANStep`` in ``variants``, ``iters`` iterations a round, rounds interleaved."""
+    for step in variants.values():
+        step(data)   # warm-up (compiles where asked)
+        sync(step.device)
+    times = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, step in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                step(data)
+            sync(step.device)
+            times[name].append((time.perf_counter() - t0) / iters)
+    return {name: 1 / statistics.median(ts) for name, ts in times.items()}
+
+
+def gan_part(data, args) -> None:
+    for preset in () if args.no_cpu else ("tiny", "small"):
+        variants = {"f32": WGANStep(preset, "cpu", args.cpu_batch, args.d_steps, None),
+                    "bf16 autocast": WGANStep(preset, "cpu", args.cpu_batch, args.d_steps, torch.bfloat16)}
+        rates = iteration_rates(variants, data, args.iters, args.rounds)
+        base = rates["f32"]
+        line = ", ".join(f"{k} {v:.3f} it/s ({v / base:.2f}x)" for k, v in rates.items())
+        print(f"CPU WGAN-GP {preset} (d={PRESETS[preset]['model_dim']}), batch {args.cpu_batch}, "
+              f"{args.d_steps} D + 1 G: {line}")
+    if torch.cuda.is_available() and not args.no_cuda:
+        gpu = data[:2048].cuda()
+        out = {}
+        for name, tf32, amp, comp in (("fp32", False, None, False), ("tf32", True, None, False),
+                                      ("bf16 autocast", True, torch.bfloat16, False),
+                                      ("bf16 autocast + compile", True, torch.bfloat16, True)):
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cudnn.benchmark = True
+            try:
+                step = WGANStep("paper", "cuda", 64, 5, amp, compile=comp)
+                out[name] = iteration_rates({name: step}, gpu, 20, 3)[name]
+            except Exception as err:  # noqa: BLE001 - a failing variant is reported, the others still run
+                print(f"CUDA {name}: failed: {type(err).__name__}: {err}")
+        for name, rate in out.items():
+            print(f"CUDA {torch.cuda.get_device_name()} WGAN-GP paper, batch 64, 5 D + 1 G, {name}: {rate:.1f} it/s "
+                  f"(200k iterations in {200_000 / rate / 3600:.1f} h)")
+
+
+def curves_part(data, args) -> None:
+    runs = {"f32": WGANStep("tiny", "cpu", args.curve_batch, args.d_steps, None, seed=1),
+            "bf16 autocast": WGANStep("tiny", "cpu", args.curve_batch, args.d_steps, torch.bfloat16, seed=1)}
+    logs = {name: [] for name in runs}
+    for _ in range(args.curve_steps):
+        for name, step in runs.items():
+            logs[name].append(step(data))
+    window = max(1, args.curve_steps // 5)
+    print(f"loss curves, tiny, batch {args.curve_batch}, {args.curve_steps} iterations, same seed and data "
+          f"(mean over windows of {window} iterations):")
+    for key in ("D/wgan", "D/gp", "G/adv"):
+        for name, log in logs.items():
+            means = [statistics.fmean(row[key] for row in log[i:i + window]) for i in range(0, len(log), window)]
+            print(f"  {key:7s} {name:14s} " + " ".join(f"{m:9.4f}" for m in means))
+
+
+def kws_part(args) -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ganaug import GanAugment
+    from ganaug.augment import generate_bank
+    from ganaug.checkpoint import save_generator
+    from ganaug.data import KeywordDataset
+    from ganaug.data.cache import preload
+    from ganaug.kws.model import KWSClassifier
+
+    ds = KeywordDataset(args.data_folder, labels=KEYWORDS, num_samples=16000)
+    wavs, labels = preload(ds, progress=False)
+    wavs, labels = wavs[:args.kws_clips], labels[:args.kws_clips]
+    with tempfile.TemporaryDirectory() as tmp:
+        G = WaveGANGenerator(**PRESETS["small"], label_names=KEYWORDS)
+        ckpt = save_generator(Path(tmp) / "small", G)
+        bank = generate_bank(ckpt, Path(tmp) / "bank", args.bank_per_label, progress=False)
+        for name in bank.label_names:
+            bank.clips(name)
+        augs = {"none": None, "bank p=0.5": GanAugment(bank=bank, p=0.5, label_names=KEYWORDS),
+                "on-the-fly G small p=0.5": GanAugment(ckpt, p=0.5, label_names=KEYWORDS)}
+        torch.manual_seed(0)
+        model = KWSClassifier(KEYWORDS)
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+        def epoch(aug) -> float:
+            loader = DataLoader(TensorDataset(wavs, labels), batch_size=args.kws_batch, shuffle=True,
+                                generator=torch.Generator().manual_seed(0))
+            g = torch.Generator().manual_seed(0)
+            t0 = time.perf_counter()
+            for x, y in loader:
+                if aug is not None:
+                    x, y = aug(x, y, generator=g)
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            return time.perf_counter() - t0
+
+        times = {"none": [], "bank p=0.5": []}
+        epoch(None)  # warm-up
+        for _ in range(args.kws_rounds):
+            for name in times:
+                times[name].append(epoch(augs[name]))
+        fly = epoch(augs["on-the-fly G small p=0.5"])
+    base = statistics.median(times["none"])
+    print(f"KWS epoch ({len(wavs)} clips, batch {args.kws_batch}, DS-CNN fwd+bwd+AdamW), medians of "
+          f"{args.kws_rounds} alternated epochs:")
+    print(f"  without GanAugment        : {base:6.2f} s")
+    print(f"  GanAugment p=0.5, bank    : {statistics.median(times['bank p=0.5']):6.2f} s = "
+          f"{statistics.median(times['bank p=0.5']) / base:.3f}x (target <= 1.10x)")
+    print(f"  GanAugment p=0.5, G small on the fly (one epoch): {fly:6.2f} s = {fly / base:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_folder", default=str(DEFAULT))
+    parser.add_argument("--parts", default="gan,curves,kws")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cpu_batch", type=int, default=16)
+    parser.add_argument("--d_steps", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=1, help="iterations per timed round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--curve_steps", type=int, default=10)
+    parser.add_argument("--curve_batch", type=int, default=8)
+    parser.add_argument("--kws_batch", type=int, default=64)
+    parser.add_argument("--kws_rounds", type=int, default=2)
+    parser.add_argument("--kws_clips", type=int, default=640, help="clips per KWS epoch (a subset keeps it short)")
+    parser.add_argument("--bank_per_label", type=int, default=16)
+    parser.add_argument("--no_cuda", action="store_true")
+    parser.add_argument("--no_cpu", action="store_true", help="skip the CPU timings of the gan part")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    parts = args.parts.split(",")
+    print(f"torch {torch.__version__}, {args.threads} threads, load average before: {loadavg()}")
+    data = real_clips(args.data_folder, 2048) if {"gan", "curves"} & set(parts) else None
+    if data is not None:
+        data = data[0]
+    if "gan" in parts:
+        gan_part(data, args)
+    if "curves" in parts:
+        curves_part(data, args)
+    if "kws" in parts:
+        kws_part(args)
+    print(f"load average after: {loadavg()}")
+
+
+if __name__ == "__main__":
+    main()
