@@ -35,7 +35,7 @@ def main() -> int:
     args = parser.parse_args()
     data = ["--data_folder", args.data_folder]
     quick_gen = ["--rounds", "3"] if args.quick else []
-    quick_train = ["--rounds", "1", "--curve_steps", "20", "--kws_rounds", "1", "--kws_clips", "256"] if args.quick else []
+    quick_train = ["--rounds", "1", "--curve_steps", "4", "--kws_rounds", "1", "--kws_clips", "256"] if args.quick else []
     if args.gpu_only:
         runs = [["bench_generate.py", "--no_cpu"],
                 ["bench_train.py", *data, "--parts", "gan", "--no_cpu"]]
