@@ -7,6 +7,7 @@ fsync, rename), so a reader never sees half a file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,6 +21,7 @@ __all__ = [
     "CheckpointError", "FORMAT_VERSION", "WEIGHTS_FILE", "CONFIG_FILE",
     "atomic_write", "atomic_write_json", "atomic_save_tensors", "load_tensors",
     "save_generator", "read_config", "load_generator", "is_checkpoint", "find_checkpoints",
+    "file_sha256", "read_versioned_json", "check_tensors",
 ]
 
 FORMAT_VERSION = 1
@@ -92,6 +94,45 @@ def load_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a complete safetensors file ({err}); it may be truncated") from err
 
 
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_versioned_json(path: str | Path, format_version: int, missing: str = "") -> dict:
+    """A JSON object whose ``format_version`` must be ``format_version``; clear errors naming the file.
+
+    ``missing`` completes the message for a missing file (what the folder should be).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing{'. ' + missing if missing else ''}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err}); the file is damaged") from err
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if version != format_version:
+        raise CheckpointError(f"{path}: format_version {version!r} is not one this ganaug reads ({format_version}); "
+                              f"upgrade ganaug or re-export the file")
+    return config
+
+
+def check_tensors(path: str | Path, tensors: dict, expected: dict) -> None:
+    """Every tensor of ``expected`` (a state dict) present in ``tensors`` with its shape, and no other."""
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the config's model "
+                                  f"expects {tuple(expected[name].shape)}")
+
+
 def save_generator(ckpt_dir: str | Path, generator: torch.nn.Module, **extra) -> Path:
     """Write ``generator``'s weights and config to ``ckpt_dir``.
 
@@ -125,21 +166,8 @@ def is_checkpoint(path: str | Path) -> bool:
 
 def read_config(ckpt_dir: str | Path) -> dict:
     path = Path(ckpt_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(
-            f"{path}: missing. {ckpt_dir} is not a ganaug checkpoint directory "
-            f"(expected {CONFIG_FILE} and {WEIGHTS_FILE}, as written by `ganaug train`)"
-        )
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err}); the file is damaged") from err
-    version = config.get("format_version") if isinstance(config, dict) else None
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format_version {version!r} is not one this ganaug reads ({FORMAT_VERSION}); "
-            f"upgrade ganaug or re-export the checkpoint"
-        )
+    config = read_versioned_json(path, FORMAT_VERSION, f"{ckpt_dir} is not a ganaug checkpoint directory "
+                                 f"(expected {CONFIG_FILE} and {WEIGHTS_FILE}, as written by `ganaug train`)")
     for key in ("model", "kwargs"):
         if key not in config:
             raise CheckpointError(f"{path}: no {key!r} entry; the file is damaged")
@@ -172,17 +200,7 @@ def load_generator(ckpt_dir: str | Path, device=None) -> torch.nn.Module:
         raise CheckpointError(f"{ckpt_dir / CONFIG_FILE}: kwargs do not build a {family} model ({err})") from err
     weights_path = ckpt_dir / WEIGHTS_FILE
     tensors = load_tensors(weights_path)
-    expected = generator.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{weights_path}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(
-                f"{weights_path}: tensor {name!r} has shape {tuple(tensor.shape)}, the config's model "
-                f"expects {tuple(expected[name].shape)}"
-            )
+    check_tensors(weights_path, tensors, generator.state_dict())
     generator.load_state_dict(tensors)
     generator.eval().requires_grad_(False)
     if device is not None:

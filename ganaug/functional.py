@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sample_latents", "phase_shuffle", "resolve_labels"]
+__all__ = ["sample_latents", "phase_shuffle", "resolve_labels", "projection_critic"]
 
 
 def sample_latents(n: int, latent_dim: int, generator: torch.Generator | None = None,
@@ -67,3 +67,14 @@ def resolve_labels(labels, label_names, n: int | None = None, generator: torch.G
     if n is not None and index.numel() != n:
         raise ValueError(f"got {index.numel()} labels for n={n} samples; give one label per sample")
     return index
+
+
+def projection_critic(h: torch.Tensor, dense, embed, labels: torch.Tensor | None) -> torch.Tensor:
+    """A critic's score from its features ``h`` ``(batch, features)``: ``dense(h)``, plus the projection
+    ``<embed(y), h>`` (Miyato & Koyama 2018) when ``embed`` is given (a conditional critic)."""
+    out = dense(h).squeeze(1)
+    if embed is not None:
+        if labels is None:
+            raise ValueError("a conditional discriminator needs labels")
+        out = out + (embed(labels) * h).sum(dim=1)
+    return out

@@ -7,7 +7,6 @@ renamed into place only when complete, so a killed run never leaves a half-extra
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from ganaug.checkpoint import file_sha256
 
 __all__ = ["REMOTES", "download", "cache_dir"]
 
@@ -50,14 +51,6 @@ REMOTES = {
 
 def cache_dir() -> Path:
     return Path(os.environ.get("GANAUG_CACHE", Path.home() / ".cache" / "ganaug"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fetch(url: str, dest: Path, name: str) -> None:
@@ -127,11 +120,11 @@ def download(name: str, root: str | Path, url: str | None = None, sha256: str | 
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / Path(urllib.request.url2pathname(url.rsplit("/", 1)[-1])).name
-    if archive.exists() and _sha256(archive) != expected:
+    if archive.exists() and file_sha256(archive) != expected:
         archive.unlink()  # stale or corrupted copy: fetch again
     if not archive.exists():
         _fetch(url, archive, name)
-        actual = _sha256(archive)
+        actual = file_sha256(archive)
         if actual != expected:
             bad = archive.with_name(archive.name + ".bad")
             os.replace(archive, bad)

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganaug.checkpoint import CheckpointError, atomic_save_tensors, atomic_write_json, load_tensors
+from ganaug.checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_json, check_tensors, load_tensors,
+                               read_versioned_json)
 
 __all__ = ["KWSClassifier", "save_classifier", "load_classifier", "is_classifier",
            "CLASSIFIER_WEIGHTS", "CLASSIFIER_FORMAT_VERSION"]
@@ -159,16 +160,8 @@ def load_classifier(folder, device=None) -> KWSClassifier:
     """Rebuild a classifier saved by ``save_classifier``, in eval mode."""
     folder = Path(folder)
     cfg_path = folder / CLASSIFIER_CONFIG
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{cfg_path}: missing; {folder} is not a classifier folder "
-                              f"(expected {CLASSIFIER_CONFIG} and {CLASSIFIER_WEIGHTS}, as written by `ganaug kws`)")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{cfg_path}: not valid JSON ({err}); the file is damaged") from err
-    if not isinstance(config, dict) or config.get("format_version") != CLASSIFIER_FORMAT_VERSION:
-        raise CheckpointError(f"{cfg_path}: format_version {config.get('format_version') if isinstance(config, dict) else None!r} "
-                              f"is not one this ganaug reads ({CLASSIFIER_FORMAT_VERSION})")
+    config = read_versioned_json(cfg_path, CLASSIFIER_FORMAT_VERSION, f"{folder} is not a classifier folder "
+                                 f"(expected {CLASSIFIER_CONFIG} and {CLASSIFIER_WEIGHTS}, as written by `ganaug kws`)")
     if config.get("model") != MODEL_NAME or "kwargs" not in config:
         raise CheckpointError(f"{cfg_path}: model {config.get('model')!r} is not a ganaug keyword classifier ({MODEL_NAME!r})")
     try:
@@ -177,15 +170,7 @@ def load_classifier(folder, device=None) -> KWSClassifier:
         raise CheckpointError(f"{cfg_path}: kwargs do not build a classifier ({err})") from err
     weights = folder / CLASSIFIER_WEIGHTS
     tensors = load_tensors(weights)
-    expected = _learned(model.state_dict())
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{weights}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{weights}: tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                  f"the config's model expects {tuple(expected[name].shape)}")
+    check_tensors(weights, tensors, _learned(model.state_dict()))
     model.load_state_dict(tensors, strict=False)  # the Fbank buffers are fixed, not stored
     model.eval()
     if device is not None:

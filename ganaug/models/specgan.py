@@ -25,7 +25,7 @@ import functools
 import torch
 from torch import nn
 
-from ganaug.functional import phase_shuffle, resolve_labels, sample_latents
+from ganaug.functional import phase_shuffle, projection_critic, resolve_labels, sample_latents
 from ganaug.spectral import SPECGAN_HOP, SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
 
 __all__ = ["SpecGANGenerator", "SpecGANDiscriminator", "SpectrogramGenerator", "SpectrogramDiscriminator",
@@ -176,13 +176,8 @@ class SpectrogramDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, 1, bins, frames)`` -> ``(batch,)``."""
-        h = self.features(x)
-        out = self.dense(h).squeeze(1)
-        if self.label_names is not None:
-            if labels is None:
-                raise ValueError("a conditional discriminator needs labels")
-            out = out + (self.embed(labels) * h).sum(dim=1)
-        return out
+        embed = self.embed if self.label_names is not None else None
+        return projection_critic(self.features(x), self.dense, embed, labels)
 
 
 def _check_specgan(model_dim: int, num_samples: int):

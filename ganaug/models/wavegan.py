@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganaug.functional import phase_shuffle, resolve_labels, sample_latents
+from ganaug.functional import phase_shuffle, projection_critic, resolve_labels, sample_latents
 from ganaug.models.fast import generate
 
 __all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "SUPPORTED_LENGTHS"]
@@ -205,10 +205,5 @@ class WaveGANDiscriminator(nn.Module):
         return x.flatten(1)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
-        out = self.dense(h).squeeze(1)
-        if self.label_names is not None:
-            if labels is None:
-                raise ValueError("a conditional discriminator needs labels")
-            out = out + (self.embed(labels) * h).sum(dim=1)
-        return out
+        embed = self.embed if self.label_names is not None else None
+        return projection_critic(self.features(x), self.dense, embed, labels)

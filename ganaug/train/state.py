@@ -15,7 +15,6 @@ that verifies, and reports every one it skips.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganaug.checkpoint import CheckpointError, _fsync_dir
+from ganaug.checkpoint import CheckpointError, _fsync_dir, file_sha256, read_versioned_json
 
 __all__ = ["STATE_DIR", "save_state", "load_latest", "list_states", "flatten_optimizer",
            "unflatten_optimizer", "prefixed", "unprefixed", "check_signature"]
@@ -37,14 +36,6 @@ STATE_FORMAT = 1
 TENSORS_FILE = "state.safetensors"
 META_FILE = "state.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -127,7 +118,7 @@ def save_state(ckpt_dir: str | Path, step: int, tensors: dict[str, torch.Tensor]
     save_file(clean, str(tmp / TENSORS_FILE))
     _fsync(tmp / TENSORS_FILE)
     meta = {**meta, "format_version": STATE_FORMAT, "step": step, "saved_at": time.time(),
-            "sha256": _sha256(tmp / TENSORS_FILE)}
+            "sha256": file_sha256(tmp / TENSORS_FILE)}
     with open(tmp / META_FILE, "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
         f.flush()
@@ -155,18 +146,10 @@ def remove_partial(ckpt_dir: str | Path) -> None:
 
 def _load_one(folder: Path, device) -> tuple[dict, dict]:
     meta_path, tensors_path = folder / META_FILE, folder / TENSORS_FILE
-    if not meta_path.is_file():
-        raise CheckpointError(f"{meta_path}: missing (the save did not complete)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({err})") from err
-    if not isinstance(meta, dict) or meta.get("format_version") != STATE_FORMAT:
-        raise CheckpointError(f"{meta_path}: format_version {meta.get('format_version') if isinstance(meta, dict) else None!r}, "
-                              f"this ganaug reads {STATE_FORMAT}")
+    meta = read_versioned_json(meta_path, STATE_FORMAT, "the save did not complete")
     if not tensors_path.is_file():
         raise CheckpointError(f"{tensors_path}: missing")
-    if _sha256(tensors_path) != meta.get("sha256"):
+    if file_sha256(tensors_path) != meta.get("sha256"):
         raise CheckpointError(f"{tensors_path}: checksum does not match {META_FILE} (truncated or corrupted)")
     try:
         tensors = load_file(str(tensors_path), device=str(device))
