@@ -131,7 +131,10 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
           f"  metrics       {paths['metrics']}\n"
           f"  classifier    {paths['classifier']}\n"
           f"  ablation      {ablation['markdown']}, {ablation['plot']}, {ablation['csv']}\n"
-          f"  report        {paths['report']}  (open file://{paths['report'].resolve()})")
+          f"  report        {paths['report']}  (open file://{paths['report'].resolve()})\n"
+          f"The demo checks the pipeline; its numbers are not a result: a CPU-sized generator trained for\n"
+          f"minutes, classifiers trained for one epoch on two keywords, two seeds (CIs span chance).\n"
+          f"For a measured ablation see docs/results.md; on a GPU run `ganaug ablate ablation`.")
     return {**paths, "ablation_plot": Path(ablation["plot"]), "ablation_table": Path(ablation["markdown"])}
 
 
