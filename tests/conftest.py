@@ -41,6 +41,18 @@ def _no_broken_lazy_modules():
     yield
 
 
+@pytest.fixture
+def one_thread():
+    """Small STFTs run fastest on one thread; on a busy 2-core machine two threads are ~20x slower.
+    Modules that need it say ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def sc_root() -> Path:
     """The shared Speech Commands subset (160 speakers, 10 keywords + _unknown_ + _silence_)."""

@@ -16,15 +16,6 @@ from ganaug.models import DISCRIMINATORS, GENERATORS
 LABELS = ["yes", "no"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small STFTs run fastest on one thread; on a busy 2-core machine two threads are ~20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def speech_clips(sc_root, per_label=4) -> torch.Tensor:
     files = [f for label in LABELS for f in sorted((sc_root / label).glob("*.flac"))[:per_label]]
     return torch.stack([load_audio(f, 16000, 16384) for f in files])

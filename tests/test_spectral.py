@@ -12,16 +12,11 @@ from ganaug.audio import load_audio
 from ganaug.spectral import (HANN_GAMMA, consistency, gauss_istft, gauss_stft, griffin_lim, hann_istft, hann_stft,
                              pghi, snr, spectral_convergence)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 N = 16384
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small STFTs run fastest on one thread; on a busy 2-core machine two threads are ~20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 GAUSS = dict(gamma=128 * 512, hop_length=128, channels=512)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from spectral_gan_checks import (check_checkpoint_round_trip, check_cli_training, check_conditional,
-                                 check_data_and_sampling, check_shapes, one_thread, speech_clips)  # noqa: F401
+                                 check_data_and_sampling, check_shapes, speech_clips)
 
 from ganaug.models import TiFGANDiscriminator, TiFGANGenerator
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_sizes_and_shapes():
