@@ -174,7 +174,7 @@ def kws_part(args) -> None:
     from ganaug.checkpoint import save_generator
     from ganaug.data import KeywordDataset
     from ganaug.data.cache import preload
-    from ganaug.kws.model import KWSClassifier
+    from ganaug.models.classifier import KWSClassifier
 
     ds = KeywordDataset(args.data_folder, labels=KEYWORDS, num_samples=16000)
     wavs, labels = preload(ds, progress=False)

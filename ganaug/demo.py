@@ -66,7 +66,8 @@ def _step(title: str) -> float:
 def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings: dict | None = None) -> dict:
     """Run (or finish) the demo; returns the paths it wrote (``generator``, ``metrics``, ``ablation``, ``report``)."""
     from ganaug.ablation import run_ablation
-    from ganaug.checkpoint import WEIGHTS_FILE, atomic_write_json, is_checkpoint, read_config
+    from ganaug.checkpoint import WEIGHTS_FILE, is_checkpoint, read_config
+    from ganaug.io import atomic_write_json
     from ganaug.metrics.evaluate import evaluate_generator, format_table
     from ganaug.report import build_report
     from ganaug.train import train

@@ -59,10 +59,12 @@ def test_projection_critic_uses_its_label():
     torch.manual_seed(0)
     D = WaveGANDiscriminator(model_dim=4, label_names=["yes", "no"], phase_shuffle=0)
     x = torch.randn(1, 16384).repeat(2, 1) * 0.1
-    assert torch.equal(D(x, torch.tensor([0, 1]))[0], D(x, torch.tensor([0, 1]))[1])   # starts unconditional
+    out = D(x, torch.tensor([0, 1]))
+    # starts unconditional: the two rows differ only by float rounding (batched kernels may differ per row)
+    assert abs(float(out[0] - out[1])) < 1e-5 * max(1.0, abs(float(out[0])))
     torch.nn.init.normal_(D.embed.weight)
     out = D(x, torch.tensor([0, 1]))
-    assert out[0] != out[1]
+    assert abs(float(out[0] - out[1])) > 1e-3
     with pytest.raises(ValueError, match="labels"):
         D(x)
 

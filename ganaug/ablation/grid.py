@@ -177,7 +177,7 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from ganaug.ablation.stats import markdown_table, plot, summarize, write_csv
-    from ganaug.checkpoint import atomic_write, atomic_write_json
+    from ganaug.io import atomic_write, atomic_write_json
     from ganaug.kws.recipe import run_kws
 
     hp, resolved = load_ablation_hparams(hparams_file, overrides)

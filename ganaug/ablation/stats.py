@@ -62,7 +62,7 @@ def summarize(rows: list[dict], metrics=("test_acc", "eval_acc")) -> list[dict]:
 
 
 def write_csv(rows: list[dict], path) -> None:
-    from ganaug.checkpoint import atomic_write
+    from ganaug.io import atomic_write
 
     def write(tmp):
         with open(tmp, "w", newline="") as f:

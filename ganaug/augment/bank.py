@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ganaug.audio import load_audio
-from ganaug.checkpoint import atomic_write, atomic_write_json
+from ganaug.io import atomic_write, atomic_write_json
 from ganaug.augment.source import make_source, mix_seed
 
 __all__ = ["SyntheticBank", "generate_bank", "generate_main", "is_bank", "BANK_FILE", "MANIFEST_FILE", "FORMATS"]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.checkpoint import atomic_write
+from ganaug.io import atomic_write
 from ganaug.data.download import cache_dir as default_cache_dir
 
 __all__ = ["preload", "cache_key"]

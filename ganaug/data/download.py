@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ganaug.checkpoint import file_sha256
+from ganaug.io import file_sha256
 
 __all__ = ["REMOTES", "download", "cache_dir"]
 

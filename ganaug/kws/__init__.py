@@ -1,10 +1,10 @@
 """Keyword spotting: the compact classifier, its training recipe and results.
 
 ``ganaug kws HPARAMS.yaml`` calls :func:`main`. The classifier (``KWSClassifier``,
-``save_classifier``, ``load_classifier``) lives in :mod:`ganaug.kws.model`.
+``save_classifier``, ``load_classifier``) lives in :mod:`ganaug.models.classifier`.
 """
 
-from ganaug.kws.model import KWSClassifier, load_classifier, save_classifier
+from ganaug.models import KWSClassifier, load_classifier, save_classifier
 
 __all__ = ["KWSClassifier", "load_classifier", "save_classifier", "main", "run_kws"]
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from ganaug.kws.model import KWSClassifier
+from ganaug.models.classifier import KWSClassifier
 
 __all__ = ["build_model", "set_epoch_lr", "predict", "accuracy_report", "AugmentPipeline", "train_speechbrain"]
 

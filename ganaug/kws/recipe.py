@@ -2,7 +2,7 @@
 
 The output folder gets ``hparams.yaml`` (the resolved config), ``noise.csv`` (when classic
 augmentation uses background-noise clips), ``classifier/`` (safetensors + config.json, see
-:mod:`ganaug.kws.model`) and ``results.json``::
+:mod:`ganaug.models.classifier`) and ``results.json``::
 
     {"test_acc": float, "eval_acc": float | null, "num_train": int, "seed": int,
      "valid_acc", "per_label_acc", "eval_per_label_acc", "num_test", "num_eval", "augmentation",
@@ -73,10 +73,10 @@ def _classic_augmenter(hp: dict, output_folder: Path):
 
 def run_kws(hparams_file, overrides=None) -> dict:
     """Run the recipe; returns the results dict (also written to ``<output_folder>/results.json``)."""
-    from ganaug.checkpoint import atomic_write, atomic_write_json
+    from ganaug.io import atomic_write, atomic_write_json
     from ganaug.kws.brain import AugmentPipeline, train_speechbrain
     from ganaug.kws.data import load_kws_data, make_gan_augment, synthesize
-    from ganaug.kws.model import save_classifier
+    from ganaug.models.classifier import save_classifier
 
     hp, resolved = load_hparams(hparams_file, overrides)
     check_hparams(hp)

@@ -3,7 +3,7 @@
 A :class:`ganaug.kws.KWSClassifier` (log-mel DS-CNN) trained on the real TRAIN split of the
 data only, with the best epoch chosen on the VALID speakers and its accuracy reported on the
 TEST speakers (never heard in training). It is saved as a classifier folder
-(``classifier.safetensors`` + ``config.json``, see :mod:`ganaug.kws.model`) whose config also
+(``classifier.safetensors`` + ``config.json``, see :mod:`ganaug.models.classifier`) whose config also
 records the recipe, the data fingerprints and ``test_acc``/``valid_acc``; a folder that is
 already there is loaded, not retrained.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.kws.model import KWSClassifier, is_classifier, load_classifier, save_classifier
+from ganaug.models.classifier import KWSClassifier, is_classifier, load_classifier, save_classifier
 
 __all__ = ["REFERENCE_RECIPE", "reference_classifier", "train_reference_classifier", "classify",
            "default_classifier_dir", "real_split"]

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from ganaug.checkpoint import atomic_write_json, find_checkpoints, is_checkpoint, load_generator
+from ganaug.checkpoint import find_checkpoints, is_checkpoint, load_generator
+from ganaug.io import atomic_write_json
 from ganaug.metrics.classifier import real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
 

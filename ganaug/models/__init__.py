@@ -10,8 +10,12 @@ that space, ``fit_data(wavs)`` (data statistics, set once before training, from 
 ``(N, num_samples)`` tensor or an iterable of batches) and
 ``sample(n, labels, generator)`` -> waveforms. A critic has ``config()`` and
 ``forward(x, labels=None)`` -> ``(batch,)``. The training loop calls nothing else.
+
+The keyword classifier (``KWSClassifier``, a log-mel DS-CNN) lives here too: the KWS recipe
+trains it, and metrics and the label-consistency filter load it.
 """
 
+from ganaug.models.classifier import KWSClassifier, is_classifier, load_classifier, save_classifier
 from ganaug.models.specgan import SpecGANDiscriminator, SpecGANGenerator
 from ganaug.models.tifgan import TiFGANDiscriminator, TiFGANGenerator
 from ganaug.models.wavegan import PRESETS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
@@ -20,4 +24,5 @@ GENERATORS = {"wavegan": WaveGANGenerator, "specgan": SpecGANGenerator, "tifgan"
 DISCRIMINATORS = {"wavegan": WaveGANDiscriminator, "specgan": SpecGANDiscriminator, "tifgan": TiFGANDiscriminator}
 
 __all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "SpecGANGenerator", "SpecGANDiscriminator",
-           "TiFGANGenerator", "TiFGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS", "DISCRIMINATORS"]
+           "TiFGANGenerator", "TiFGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS", "DISCRIMINATORS",
+           "KWSClassifier", "save_classifier", "load_classifier", "is_classifier"]

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.checkpoint import atomic_write, read_config
+from ganaug.checkpoint import read_config
+from ganaug.io import atomic_write
 from ganaug.metrics.evaluate import ROWS, generate_clips, generator_labels, load_generators
 
 __all__ = ["build_report", "main", "find_metrics", "find_ablation", "spectrogram_png"]

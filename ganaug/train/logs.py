@@ -23,7 +23,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.checkpoint import atomic_write
+from ganaug.io import atomic_write
 
 __all__ = ["RunLog", "spectrogram_grid"]
 

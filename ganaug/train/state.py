@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganaug.checkpoint import CheckpointError, _fsync_dir, file_sha256, read_versioned_json
+from ganaug.io import CheckpointError, file_sha256, fsync_dir, read_versioned_json
 
 __all__ = ["STATE_DIR", "save_state", "load_latest", "list_states", "flatten_optimizer",
            "unflatten_optimizer", "prefixed", "unprefixed", "check_signature"]
@@ -123,13 +123,13 @@ def save_state(ckpt_dir: str | Path, step: int, tensors: dict[str, torch.Tensor]
         json.dump(meta, f, indent=1, sort_keys=True)
         f.flush()
         os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if final.exists():  # re-saving a step whose earlier copy was found damaged
         trash = root / f".trash_{final.name}_{os.getpid()}"
         os.replace(final, trash)
         shutil.rmtree(trash, ignore_errors=True)
     os.replace(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     for _, old in list_states(ckpt_dir)[max(keep, 1):]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganaug.checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_json, check_tensors, load_tensors,
-                               read_versioned_json)
+from ganaug.io import (CheckpointError, atomic_save_tensors, atomic_write_json, check_tensors, load_tensors,
+                       read_versioned_json)
 
 __all__ = ["KWSClassifier", "save_classifier", "load_classifier", "is_classifier",
            "CLASSIFIER_WEIGHTS", "CLASSIFIER_FORMAT_VERSION"]
