@@ -18,8 +18,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointError", "fsync_dir", "atomic_write", "atomic_write_json", "atomic_save_tensors",
+__all__ = ["CheckpointError", "cache_dir", "fsync_dir", "atomic_write", "atomic_write_json", "atomic_save_tensors",
            "load_tensors", "file_sha256", "read_versioned_json", "check_tensors"]
+
+
+def cache_dir() -> Path:
+    """ganaug's cache folder: ``$GANAUG_CACHE``, else ``~/.cache/ganaug`` (downloads, decoded clips, classifiers)."""
+    return Path(os.environ.get("GANAUG_CACHE", Path.home() / ".cache" / "ganaug"))
 
 
 class CheckpointError(ValueError):

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ganaug.io import atomic_write
-from ganaug.data.download import cache_dir as default_cache_dir
+from ganaug.io import cache_dir as default_cache_dir
 
 __all__ = ["preload", "cache_key"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ganaug.io import file_sha256
+from ganaug.io import cache_dir, file_sha256
 
 __all__ = ["REMOTES", "download", "cache_dir"]
 
@@ -47,10 +47,6 @@ REMOTES = {
         members="free-spoken-digit-dataset-1.0.9/recordings/",
     ),
 }
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("GANAUG_CACHE", Path.home() / ".cache" / "ganaug"))
 
 
 def _fetch(url: str, dest: Path, name: str) -> None:

@@ -56,7 +56,7 @@ def real_split(data, label_names, split: str, sample_rate: int = 16000, num_samp
 def default_classifier_dir(data, label_names, recipe: dict | None = None, sample_rate: int = 16000) -> Path:
     """``$GANAUG_CACHE/reference_classifiers/<key>``: one per (data, labels, recipe)."""
     from ganaug.data import KeywordDataset
-    from ganaug.data.download import cache_dir
+    from ganaug.io import cache_dir
 
     train = KeywordDataset(data, labels=label_names, sample_rate=sample_rate, split="train")
     recipe = {**REFERENCE_RECIPE, **(recipe or {})}

@@ -26,16 +26,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganaug.io import (CheckpointError, atomic_save_tensors, atomic_write_json, check_tensors, load_tensors,
+from ganaug.io import (CheckpointError, cache_dir, atomic_save_tensors, atomic_write_json, check_tensors, load_tensors,
                        read_versioned_json)
 
-__all__ = ["KWSClassifier", "save_classifier", "load_classifier", "is_classifier",
+__all__ = ["KWSClassifier", "save_classifier", "load_classifier", "is_classifier", "reference_dir", "REFERENCE_VERSION",
            "CLASSIFIER_WEIGHTS", "CLASSIFIER_FORMAT_VERSION"]
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_CONFIG = "config.json"
 CLASSIFIER_FORMAT_VERSION = 1
 MODEL_NAME = "ds_cnn"
+# Bumped whenever the reference recipe (hparams of the reference classifier) changes, so that
+# classifiers trained by an older recipe are not reused as if they were today's.
+REFERENCE_VERSION = 1
 
 
 def _ds_block(channels: int, stride: int) -> nn.Sequential:
@@ -176,3 +179,17 @@ def load_classifier(folder, device=None) -> KWSClassifier:
     if device is not None:
         model.to(device)
     return model
+
+
+def reference_dir(train_fingerprint: str, label_names, sample_rate: int = 16000) -> Path:
+    """Where the reference classifier of one TRAIN split lives: ``$GANAUG_CACHE/classifiers/<key>``.
+
+    ``train_fingerprint`` is ``KeywordDataset(..., split="train").fingerprint()`` of the clips a
+    generator was trained on (its config.json ``data_fingerprint``). The scorer of ``ganaug
+    evaluate`` and the label-consistency filter both look here, so a classifier is trained once
+    per (training clips, labels, rate, recipe version) and shared.
+    """
+    import hashlib
+
+    key = f"{train_fingerprint}|{','.join(map(str, label_names))}|{int(sample_rate)}|v{REFERENCE_VERSION}"
+    return cache_dir() / "classifiers" / hashlib.sha1(key.encode()).hexdigest()[:16]
