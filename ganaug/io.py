@@ -1,25 +1,43 @@
-"""Files that never tear: atomic writes, fsync, checksums, and the versioned safetensors/JSON pair.
+"""Files that never tear: atomic writes, fsync, checksums, locks, and the versioned safetensors/JSON pair.
 
 The floor every writer stands on (checkpoints, classifiers, train state, banks, caches,
 downloads, logs). A write goes to a temp file in the target's folder, is fsynced and renamed
-over the target, so a reader sees the old file or the new one, never half of either. Reading
-never unpickles; a damaged or foreign file is a ``CheckpointError`` that names it.
+over the target, so a reader sees the old file or the new one, never half of either. Temp
+names carry the writer's pid (``.<name>.<pid>.<random>.tmp``): the next writer of the same
+target removes the temps of writers that are no longer alive (a killed run leaves nothing
+behind for long). Files are created with the permissions the umask allows (``0o666 & ~umask``),
+not ``mkstemp``'s 0600. Reading never unpickles; a damaged or foreign file is a
+``CheckpointError`` that names it. A full disk or a read-only folder is a ``WriteError``
+naming the folder; ``lock(folder)`` keeps a second writer out of an output folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointError", "cache_dir", "fsync_dir", "atomic_write", "atomic_write_json", "atomic_save_tensors",
-           "load_tensors", "file_sha256", "read_versioned_json", "check_tensors"]
+__all__ = ["CheckpointError", "WriteError", "FolderLocked", "cache_dir", "fsync_file", "fsync_dir", "atomic_write",
+           "atomic_write_json", "atomic_save_tensors", "load_tensors", "file_sha256", "read_versioned_json",
+           "check_tensors", "lock", "LOCK_FILE", "umask", "apply_umask", "pid_alive", "remove_stale", "temp_pattern",
+           "write_error"]
+
+LOCK_FILE = ".ganaug.lock"
+_READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def cache_dir() -> Path:
@@ -29,6 +47,103 @@ def cache_dir() -> Path:
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded; the message names the file and what is wrong."""
+
+
+class WriteError(OSError):
+    """A folder ganaug cannot write to (read-only, full, or in use); ``str()`` is one line naming it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class FolderLocked(WriteError):
+    """Another process holds ``lock(folder)``."""
+
+
+def write_error(err: OSError, folder: str | Path, creating: bool = True) -> OSError:
+    """A ``WriteError`` naming ``folder`` for a full disk or a read-only folder; other errors unchanged.
+
+    ``creating``: the error came from creating a file in ``folder`` (so a permission error is
+    the folder's); otherwise only a read-only file system counts as read-only.
+    """
+    if isinstance(err, WriteError):
+        return err
+    if err.errno in _FULL:
+        return WriteError(err.errno, f"no space left on {folder}: free space there")
+    if err.errno == errno.EROFS or (creating and err.errno in _READ_ONLY):
+        return WriteError(err.errno, f"cannot write to {folder} (read-only)")
+    return err
+
+
+# -- permissions --------------------------------------------------------------------------------
+def umask() -> int:
+    """The process umask, read without changing it (Linux ``/proc``), else set and restored."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path, mode: int = 0o666) -> None:
+    """Give ``path`` the permissions a plain ``open``/``mkdir`` would have (``mode & ~umask``)."""
+    os.chmod(path, mode & ~umask())
+
+
+# -- temp files of killed writers ------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (a process of another user counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def temp_pattern(name: str) -> str:
+    """The names ``atomic_write`` gives the temps of target ``name``: ``.<name>.<pid>.<8 random>.tmp``."""
+    return rf"\.{re.escape(name)}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}\.tmp"
+
+
+def remove_stale(folder: str | Path, pattern: str) -> list[Path]:
+    r"""Delete the entries of ``folder`` whose whole name matches ``pattern`` and whose writer is dead.
+
+    ``pattern`` is a regular expression with a group ``(?P<pid>\d+)``, the writer's pid. Files
+    and folders both (an extraction folder, a train-state folder); returns what was removed.
+    """
+    folder = Path(folder)
+    pattern = re.compile(pattern)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or int(match["pid"]) == os.getpid() or pid_alive(int(match["pid"])):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass
+    return removed
+
+
+def fsync_file(path: str | Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def fsync_dir(path: Path) -> None:
@@ -45,18 +160,29 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the temp file onto ``path`` (same folder, fsynced)."""
+    """Call ``write(tmp_path)`` then move the temp file onto ``path`` (same folder, fsynced).
+
+    The temp file is ``.<name>.<pid>.<random>.tmp``; temps of the same target left by dead
+    writers are removed first. The result has the umask's permissions. A full disk or a
+    read-only folder raises ``WriteError`` naming the folder, and leaves no temp behind.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path.parent, temp_pattern(path.name))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise write_error(err, path.parent) from err
     os.close(fd)
     try:
         write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        fsync_file(tmp)
+        apply_umask(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise write_error(err, path.parent, creating=False) from err
         raise
     fsync_dir(path.parent)
 
@@ -70,6 +196,37 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write(path, write)
 
 
+# -- locks -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def lock(folder: str | Path, fix: str = "wait for it to finish or choose another --output_folder"):
+    """Hold an exclusive lock on ``folder`` (``flock`` on ``<folder>/.ganaug.lock``) while the block runs.
+
+    The lock dies with the process (a crash or SIGKILL releases it); the file stays. A folder
+    held by another process raises ``FolderLocked`` naming the folder and the holder (pid and
+    command); a folder that cannot be written raises ``WriteError`` (read-only).
+    """
+    folder = Path(folder)
+    path = folder / LOCK_FILE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise write_error(err, folder) from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise FolderLocked(errno.EBUSY, f"{folder} is in use by {holder}: {fix}") from None
+        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({command[:300]}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)   # releases the flock
+
+
+# -- safetensors and versioned JSON ------------------------------------------------------------------
 def _clean_key(key: str) -> str:
     """Drop wrapper prefixes (torch.compile's ``_orig_mod.``, DDP's ``module.``) from a weight name."""
     key = key.replace("_orig_mod.", "")
