@@ -1,21 +1,24 @@
 """The only door audio comes in by: read, downmix, resample, fit length.
 
-Everything is read with soundfile (wav, flac, ogg) and returned as float32 torch tensors.
+Everything is read with soundfile (wav, flac, ogg) and returned as float32 torch tensors
+in [-1, 1] (float input beyond that range is clipped).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
 
-__all__ = ["AudioError", "load_audio", "prepare_audio", "fit_length", "resample", "audio_info", "OFFSETS"]
+__all__ = ["AudioError", "load_audio", "prepare_audio", "to_mono", "fit_length", "resample", "audio_info", "OFFSETS"]
 
 OFFSETS = ("center", "random", "start")
 MIN_SAMPLE_RATE = 1000  # below this no speech survives; resampling from it is a mistake, not a request
+MAX_CHANNELS = 8        # a 2-D array whose first dimension is at most this (and the second larger) is (channels, time)
 
 
 class AudioError(ValueError):
@@ -30,8 +33,34 @@ def audio_info(path: str | Path) -> tuple[int, int]:
     try:
         info = sf.info(str(path))
     except Exception as err:  # soundfile raises its own LibsndfileError / RuntimeError
-        raise AudioError(f"{path}: not a readable audio file ({err}); use wav, flac or ogg") from err
+        raise _unreadable(path, err) from err
     return int(info.samplerate), int(info.frames)
+
+
+def _unreadable(path, err: Exception) -> AudioError:
+    """Why soundfile could not read ``path``: permission denied, or not audio."""
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except PermissionError:
+        return AudioError(f"{path}: permission denied; make it readable (chmod a+r) or remove it from the folder")
+    except OSError:
+        pass
+    return AudioError(f"{path}: not a readable audio file ({err}); use wav, flac or ogg")
+
+
+def to_mono(arr: np.ndarray, name: str = "<array>") -> np.ndarray:
+    """``(time,)``, ``(time, channels)`` or ``(channels, time)`` samples -> ``(time,)`` (channel mean).
+
+    A 2-D array is ``(channels, time)`` when its first dimension is at most ``MAX_CHANNELS`` and
+    its second is larger (HF ``Audio(mono=False)``, torchaudio), else ``(time, channels)``
+    (soundfile).
+    """
+    if arr.ndim == 1:
+        return arr
+    if arr.ndim != 2:
+        raise AudioError(f"{name}: expected (time,), (time, channels) or (channels, time) samples, got shape {arr.shape}")
+    channels_first = arr.shape[0] <= MAX_CHANNELS and arr.shape[1] > arr.shape[0]
+    return arr.mean(axis=1 if not channels_first else 0)
 
 
 @functools.lru_cache(maxsize=32)
@@ -101,8 +130,9 @@ def prepare_audio(
 ) -> torch.Tensor:
     """Turn samples already in memory into what :func:`load_audio` returns.
 
-    ``data`` is ``(time,)`` or ``(time, channels)`` (numpy or torch, any float or int dtype;
-    integers are scaled to [-1, 1]). ``name`` appears in error messages.
+    ``data`` is ``(time,)``, ``(time, channels)`` or ``(channels, time)`` (see :func:`to_mono`;
+    numpy or torch, any float or int dtype; integers are scaled to [-1, 1], floats beyond it are
+    clipped). ``name`` appears in error messages.
     """
     if offset not in OFFSETS:
         raise ValueError(f"offset={offset!r}: choose one of {OFFSETS}")
@@ -111,11 +141,7 @@ def prepare_audio(
         arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
     elif arr.dtype.kind != "f":
         raise AudioError(f"{name}: samples of dtype {arr.dtype} are not audio; pass float or int PCM")
-    arr = arr.astype(np.float32, copy=False)
-    if arr.ndim == 2:
-        arr = arr.mean(axis=1)
-    elif arr.ndim != 1:
-        raise AudioError(f"{name}: expected (time,) or (time, channels) samples, got shape {arr.shape}")
+    arr = to_mono(arr.astype(np.float32, copy=False), name)
     if arr.shape[0] == 0:
         raise AudioError(f"{name}: holds zero samples; remove it from the dataset or re-export it")
     if not np.isfinite(arr).all():
@@ -125,6 +151,7 @@ def prepare_audio(
         wav = resample(wav, int(orig_sample_rate), int(sample_rate))
     except AudioError as err:
         raise AudioError(f"{name}: {err}") from None
+    wav = wav.clamp(-1.0, 1.0)         # after resampling, whose ringing can overshoot a full-scale input
     if num_samples is not None:
         wav = fit_length(wav, num_samples, offset, generator)
     return wav.contiguous()
@@ -144,8 +171,8 @@ def load_audio(
     resampler); ``num_samples`` crops or zero-pads (see :func:`fit_length`).
 
     Raises:
-        AudioError: the file is missing, not audio, empty, holds NaN/Inf, or has a rate that
-            cannot be resampled. The message names the file.
+        AudioError: the file is missing, unreadable (permission denied), not audio, empty, holds
+            NaN/Inf, or has a rate that cannot be resampled. The message names the file.
     """
     if offset not in OFFSETS:
         raise ValueError(f"offset={offset!r}: choose one of {OFFSETS}")
@@ -156,5 +183,8 @@ def load_audio(
     try:
         data, file_rate = sf.read(str(path) if is_path else path, dtype="float32", always_2d=True)
     except Exception as err:
+        if is_path:
+            raise _unreadable(name, err) from err
         raise AudioError(f"{name}: not a readable audio file ({err}); use wav, flac or ogg") from err
-    return prepare_audio(data, file_rate, sample_rate, num_samples, offset, generator, name)
+    # soundfile's layout is known, (frames, channels): downmix here rather than guess it
+    return prepare_audio(data.mean(axis=1), file_rate, sample_rate, num_samples, offset, generator, name)

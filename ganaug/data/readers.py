@@ -38,7 +38,7 @@ def decode_hf_audio(value, sample_rate=16000, num_samples=None, offset="center",
         return load_audio(value["path"], sample_rate, num_samples, offset, generator)
     if hasattr(value, "get_all_samples"):
         samples = value.get_all_samples()
-        return prepare_audio(samples.data.T, samples.sample_rate, sample_rate, num_samples, offset, generator, name)
+        return prepare_audio(samples.data.mean(0), samples.sample_rate, sample_rate, num_samples, offset, generator, name)
     raise AudioError(
         f"{name}: cannot read audio from a {type(value).__name__}; expected a dict with 'array' and "
         f"'sampling_rate', or with 'bytes'/'path' (Audio(decode=False))"
@@ -48,6 +48,9 @@ def decode_hf_audio(value, sample_rate=16000, num_samples=None, offset="center",
 def _label_name(value, names):
     if isinstance(value, str):
         return value
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"label value {value!r} is neither a name nor a whole index; "
+                         f"give label names (str) or ClassLabel indices (int)")
     if names is None:
         raise ValueError(
             f"label value {value!r} is an index but the label column is not a ClassLabel; "
