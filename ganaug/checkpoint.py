@@ -2,7 +2,9 @@
 
 A checkpoint directory holds ``generator.safetensors`` and ``config.json``; ``load_generator``
 needs nothing else (no training code, no discriminator). Every write is atomic (temp file,
-fsync, rename), so a reader never sees half a file.
+fsync, rename), so a reader never sees half a file. ``config.json`` records the SHA-256 of the
+weights (``weights_sha256``), checked on load; checkpoints written before it existed load
+without the check.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ganaug.io import (CheckpointError, atomic_save_tensors, atomic_write_json, check_tensors, load_tensors,
-                       read_versioned_json)
+from ganaug.io import (CheckpointError, atomic_save_tensors, atomic_write_json, check_tensors, file_sha256,
+                       load_tensors, read_versioned_json)
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "WEIGHTS_FILE", "CONFIG_FILE",
            "save_generator", "read_config", "load_generator", "is_checkpoint", "find_checkpoints"]
@@ -20,6 +22,8 @@ __all__ = ["CheckpointError", "FORMAT_VERSION", "WEIGHTS_FILE", "CONFIG_FILE",
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.json"
+CHECKSUM_KEY = "weights_sha256"
+_MIRRORED = ("label_names", "sample_rate", "num_samples")   # top-level copies of constructor kwargs
 
 
 def save_generator(ckpt_dir: str | Path, generator: torch.nn.Module, **extra) -> Path:
@@ -44,6 +48,7 @@ def save_generator(ckpt_dir: str | Path, generator: torch.nn.Module, **extra) ->
         **extra,
     }
     atomic_save_tensors(ckpt_dir / WEIGHTS_FILE, generator.state_dict())
+    config[CHECKSUM_KEY] = file_sha256(ckpt_dir / WEIGHTS_FILE)
     atomic_write_json(ckpt_dir / CONFIG_FILE, config)
     return ckpt_dir
 
@@ -60,7 +65,19 @@ def read_config(ckpt_dir: str | Path) -> dict:
     for key in ("model", "kwargs"):
         if key not in config:
             raise CheckpointError(f"{path}: no {key!r} entry; the file is damaged")
+    if not isinstance(config["kwargs"], dict):
+        raise CheckpointError(f"{path}: 'kwargs' is not an object; the file is damaged")
+    _check_mirrored(path, config, config["kwargs"], "kwargs")
     return config
+
+
+def _check_mirrored(path: Path, config: dict, source: dict, what: str) -> None:
+    """The top-level ``label_names``/``sample_rate``/``num_samples`` must equal ``source``'s."""
+    differ = [f"{key}: {config[key]!r} at the top, {source[key]!r} in {what}"
+              for key in _MIRRORED if key in config and key in source and config[key] != source[key]]
+    if differ:
+        raise CheckpointError(f"{path}: the file contradicts itself ({'; '.join(differ)}); it was edited by hand "
+                              f"or damaged: restore it from the run folder or re-export the checkpoint")
 
 
 def load_generator(ckpt_dir: str | Path, device=None) -> torch.nn.Module:
@@ -87,7 +104,15 @@ def load_generator(ckpt_dir: str | Path, device=None) -> torch.nn.Module:
         generator = GENERATORS[family](**config["kwargs"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{ckpt_dir / CONFIG_FILE}: kwargs do not build a {family} model ({err})") from err
+    _check_mirrored(ckpt_dir / CONFIG_FILE, config, {key: getattr(generator, key) for key in _MIRRORED
+                                                      if hasattr(generator, key)}, "the model it builds")
     weights_path = ckpt_dir / WEIGHTS_FILE
+    expected = config.get(CHECKSUM_KEY)
+    if expected is not None and weights_path.is_file() and file_sha256(weights_path) != expected:
+        raise CheckpointError(
+            f"{weights_path}: checksum does not match {CONFIG_FILE}'s {CHECKSUM_KEY}: the file is damaged (or a "
+            f"save was cut short: rerun the same `ganaug train` command to re-export it)"
+        )
     tensors = load_tensors(weights_path)
     check_tensors(weights_path, tensors, generator.state_dict())
     generator.load_state_dict(tensors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -10,6 +12,8 @@ import torch
 from ganaug.data import KeywordDataset, from_hf, from_manifest
 from ganaug.data.cache import preload
 from conftest import KEYWORDS
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def _split_speakers(root, **kw):
@@ -108,7 +112,10 @@ def test_uses_the_datasets_own_list_files(mini_sc):
 def test_fsdd_layout_16k_speaker_split(fsdd_root):
     ds = KeywordDataset(fsdd_root)
     assert ds.layout == "fsdd" and len(ds) == 3000
-    assert ds.label_names == ["eight", "five", "four", "nine", "one", "seven", "six", "three", "two", "zero"]
+    # digit order, as the README promises: index i is digit i (issue 15 item 5; was alphabetical)
+    assert ds.label_names == ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    assert all(ds.label_names[label] == DIGITS[int(Path(path).name[0])]
+               for label, path in zip(ds.labels[::97], [c.path for c in ds.clips][::97]))
     item = ds[0]
     assert item["wav"].shape == (16384,)
     digit = item["path"].rsplit("/", 1)[-1].split("_")[0]

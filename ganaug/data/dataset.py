@@ -10,15 +10,19 @@ import torch
 from torch.utils.data import Dataset
 
 from ganaug.audio import OFFSETS, load_audio
-from ganaug.data.layouts import Clip, scan
+from ganaug.data.layouts import DIGIT_WORDS, Clip, scan
 from ganaug.data.splits import SPLITS, assign_splits, check_fractions, read_list_files, subset_speakers
 
 __all__ = ["KeywordDataset"]
 
 
 def _label_order(names) -> list[str]:
-    """Keywords alphabetically, then Speech Commands' special ``_unknown_``/``_silence_`` labels."""
-    return sorted(set(names), key=lambda n: (n.startswith("_"), n))
+    """Keywords alphabetically, then Speech Commands' special ``_unknown_``/``_silence_`` labels;
+    digit words only (FSDD) in digit order, ``zero`` .. ``nine``, so index i is digit i."""
+    names = set(names)
+    if names and names <= set(DIGIT_WORDS):
+        return [word for word in DIGIT_WORDS if word in names]
+    return sorted(names, key=lambda n: (n.startswith("_"), n))
 
 
 class KeywordDataset(Dataset):
@@ -28,7 +32,7 @@ class KeywordDataset(Dataset):
         root: a Speech Commands-layout folder (``<label>/<speaker>_nohash_<n>.wav|flac``) or an
             FSDD-layout folder (``<digit>_<speaker>_<index>.wav``, labels ``zero`` .. ``nine``).
         labels: label names to keep, in the order that defines label indices; ``None`` keeps all
-            (keywords sorted, then ``_unknown_``, ``_silence_``).
+            (keywords sorted, then ``_unknown_``, ``_silence_``; FSDD's digits in digit order).
         sample_rate: rate of the returned audio (files are resampled).
         num_samples: length of the returned audio (center crop / zero pad); ``None`` keeps lengths.
         split: ``None`` (everything), ``"train"``, ``"valid"`` or ``"test"``. Splits are
@@ -87,6 +91,9 @@ class KeywordDataset(Dataset):
             self.label_names = found
         else:
             labels = [labels] if isinstance(labels, str) else list(labels)
+            if not labels:
+                raise ValueError(f"labels={labels}: give at least one label name (available: {found}), "
+                                 f"or labels=None for all of them")
             missing = [name for name in labels if name not in found]
             if missing:
                 raise ValueError(f"labels {missing} not in the data; available labels: {found}")

@@ -8,6 +8,7 @@ renamed into place only when complete, so a killed run never leaves a half-extra
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tarfile
 import urllib.error
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ganaug.io import cache_dir, file_sha256
+from ganaug.io import cache_dir, file_sha256, remove_stale
 
 __all__ = ["REMOTES", "download", "cache_dir"]
 
@@ -78,6 +79,7 @@ def _fetch(url: str, dest: Path, name: str) -> None:
 
 
 def _extract(archive: Path, target: Path, members: str) -> None:
+    remove_stale(target.parent, rf"\.{re.escape(target.name)}\.tmp-(?P<pid>\d+)")   # left by killed runs
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -94,13 +96,40 @@ def _extract(archive: Path, target: Path, members: str) -> None:
     os.replace(tmp, target)
 
 
+def _local_url(name: str, url: str | Path) -> str | Path:
+    """``url`` as a URL urllib fetches, or the ``Path`` of an extracted folder it names."""
+    from ganaug.data.layouts import detect_layout
+
+    text = str(url)
+    if "://" not in text:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"url={text!r}: no such file or folder, and not a URL; give an http(s):// or "
+                                    f"file:// URL, the path of the {name} archive, or a folder of the extracted data")
+        text = path.resolve().as_uri()
+    if text.startswith("file://"):
+        path = Path(urllib.request.url2pathname(text[len("file://"):]))
+        if path.is_dir():
+            try:
+                detect_layout(path)
+            except ValueError as err:
+                raise ValueError(f"url={str(url)!r} is a folder but not an extracted {name} dataset: {err}") from None
+            return path
+    elif not text.startswith(("http://", "https://", "ftp://")):
+        raise ValueError(f"url={text!r}: ganaug downloads http(s)://, ftp:// and file:// URLs; give one of those, "
+                         f"a local archive, or the folder of the extracted data")
+    return text
+
+
 def download(name: str, root: str | Path, url: str | None = None, sha256: str | None = None) -> Path:
     """Download and extract dataset ``name`` under ``root``; returns the data folder.
 
     Args:
         name: "speech_commands_v2" or "fsdd".
         root: folder that receives the extracted dataset (``root/<folder>``).
-        url: another location of the same archive (a mirror, or ``file:///...`` of a local copy).
+        url: another location of the same archive (a mirror, ``file:///...`` or a path of a local
+            copy), or a local folder that already holds the extracted dataset: that folder is
+            checked (its layout) and returned as it is.
         sha256: expected checksum when ``url`` points to a different archive than the official one.
 
     Re-running is cheap: a completed extraction is found by its marker file and returned.
@@ -111,7 +140,9 @@ def download(name: str, root: str | Path, url: str | None = None, sha256: str | 
     target = Path(root) / remote.folder
     if (target / COMPLETE_MARKER).exists():
         return target
-    url = url or remote.url
+    url = _local_url(name, url) if url else remote.url
+    if isinstance(url, Path):
+        return url
     expected = sha256 or remote.sha256
     cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)

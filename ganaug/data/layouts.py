@@ -7,6 +7,10 @@ Two layouts are recognised:
   (long noise recordings, not clips) is skipped.
 * FSDD: a flat folder of ``<digit>_<speaker>_<index>.wav``. Labels are the digit *words*
   ``zero`` .. ``nine``, so FSDD and Speech Commands digits share names.
+
+A speaker id is everything between the label's prefix and the index, underscores included
+(``a_b_c_nohash_0`` is speaker ``a_b_c``). Hidden files and folders (``.x``, macOS's AppleDouble
+``._x.flac``) are not clips and are skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ HASH_DIVIDER = "_nohash_"
 SKIPPED_DIRS = ("_background_noise_",)
 SILENCE_LABEL = "_silence_"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9-]+)_(\d+)$")
+_FSDD_NAME = re.compile(r"^(\d)_(.+)_(\d+)$")
+UNKNOWN_LABEL = "_unknown_"
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,8 @@ class Clip:
 
 
 def _audio_files(folder: Path):
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    return sorted(p for p in folder.iterdir()
+                  if not p.name.startswith(".") and p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
 def detect_layout(root: Path) -> str:
@@ -50,7 +56,7 @@ def detect_layout(root: Path) -> str:
         )
     if any(_FSDD_NAME.match(p.stem) for p in _audio_files(root)):
         return "fsdd"
-    if any(d.is_dir() and _audio_files(d) for d in root.iterdir()):
+    if any(not d.name.startswith(".") and d.is_dir() and _audio_files(d) for d in root.iterdir()):
         return "speech_commands"
     raise ValueError(
         f"{root}: neither the Speech Commands layout (<label>/<speaker>_nohash_<n>.wav) nor FSDD's "
@@ -62,8 +68,9 @@ def _speech_commands_speaker(label: str, stem: str) -> str:
     if HASH_DIVIDER not in stem:
         return ""
     head = stem.split(HASH_DIVIDER)[0]
-    # _unknown_ clips in a folded layout carry their word first: "<word>_<speaker>"
-    return head.rsplit("_", 1)[-1]
+    if label == UNKNOWN_LABEL and "_" in head:  # folded layout: "<word>_<speaker>" (words have no "_")
+        return head.split("_", 1)[1]
+    return head
 
 
 def scan_speech_commands(root: Path) -> list[Clip]:
