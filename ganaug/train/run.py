@@ -8,39 +8,86 @@ trained to ``max_steps`` are skipped). Training reads the TRAIN split only: the 
 valid and test splits are never seen by a generator.
 
 The YAML's ``model`` names the generator family (``ganaug.models.GENERATORS``); the YAML keys
-that the family's constructors accept (``model_dim``, ``num_samples``, ...) are passed to them.
+that the family's constructors accept (``model_dim``, ``num_samples``, ...) are passed to them,
+those of :class:`~ganaug.train.loop.TrainOptions` to the loop. Any other key is an error naming it.
+
+One run at a time per output folder (``ganaug.io.lock``): a second ``ganaug train`` on a folder in
+use exits 2 naming the holder. A run whose saved settings differ is refused before anything is
+written (``hparams.yaml`` keeps describing the weights). A finished run says so without writing,
+so it works on a read-only folder too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import inspect
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 import torch
 
-from ganaug.io import CheckpointError, atomic_write
+from ganaug.checkpoint import is_checkpoint, read_config
 from ganaug.hparams import HparamsError, load_hparams, split_labels
+from ganaug.io import CheckpointError, FolderLocked, WriteError, atomic_write, lock
+from ganaug.train import state as st
 from ganaug.train.distributed import setup
 from ganaug.train.loop import TrainOptions, train_gan
 
 __all__ = ["main", "train", "build_models"]
 
 RESOLVED_YAML = "hparams.yaml"
-# YAML keys that describe the data rather than the model or the loop
-DATA_KEYS = ("data_folder", "output_folder", "labels", "conditional", "model", "speaker_fraction",
-             "data_seed", "cache_dir", "device", "sample_rate", "num_samples")
+# keys the run itself reads (data, placement, output); the model's and the loop's keys come from
+# the constructors' signatures and TrainOptions' fields (see known_keys)
+RUN_KEYS = ("data_folder", "output_folder", "labels", "conditional", "model", "speaker_fraction", "data_seed",
+            "cache_dir", "device", "num_threads", "progress", "sample_rate", "num_samples")
+_SET_BY_RUN = ("name", "metadata", "label_names", "self")   # filled in by the run, never by the YAML
 
 
 def main(hparams_file, overrides: dict[str, str] | None = None) -> int:
     """Entry point of ``ganaug train``; a configuration problem is one line on stderr, exit code 2."""
     try:
         train(hparams_file, overrides)
-    except (HparamsError, CheckpointError) as err:
+    except (HparamsError, CheckpointError, WriteError) as err:
         print(f"ganaug train: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _option_names() -> set[str]:
+    return {f.name for f in fields(TrainOptions)} - set(_SET_BY_RUN)
+
+
+def _family(hparams: dict):
+    """``(name, generator class, critic class)`` of ``hparams["model"]``."""
+    from ganaug.models import DISCRIMINATORS, GENERATORS
+
+    family = hparams.get("model", "wavegan")
+    if family not in GENERATORS or family not in DISCRIMINATORS:
+        raise HparamsError(f"model={family!r}: trainable generator families are "
+                           f"{sorted(set(GENERATORS) & set(DISCRIMINATORS))}")
+    return family, GENERATORS[family], DISCRIMINATORS[family]
+
+
+def known_keys(hparams: dict) -> set[str]:
+    """Every YAML key ``ganaug train`` uses for ``hparams["model"]``: run keys, TrainOptions, both constructors."""
+    _, generator, critic = _family(hparams)
+    keys = set(RUN_KEYS) | _option_names()
+    for cls in (generator, critic):
+        keys |= set(inspect.signature(cls.__init__).parameters)
+    return keys - set(_SET_BY_RUN) - {"args", "kwargs"}
+
+
+def check_keys(hparams: dict, hparams_file) -> None:
+    """An unknown key (a typo) is an error naming it and the keys a run takes."""
+    known = known_keys(hparams)
+    family = hparams.get("model", "wavegan")
+    unknown = sorted(k for k in hparams if k not in known)
+    if unknown:
+        raise HparamsError(f"{hparams_file}: unknown keys {unknown} (for model={family}); keys ganaug train takes: "
+                           f"{sorted(known)}")
 
 
 def _kwargs_for(cls, hparams: dict, **fixed) -> dict:
@@ -50,34 +97,32 @@ def _kwargs_for(cls, hparams: dict, **fixed) -> dict:
 
 
 def build_models(hparams: dict, label_names: list[str] | None):
-    """``(generator, critic)`` of the family ``hparams["model"]``, seeded by ``hparams["seed"]``."""
-    from ganaug.models import DISCRIMINATORS, GENERATORS
+    """``(generator, critic)`` of the family ``hparams["model"]``, initialised from ``hparams["seed"]``.
 
-    family = hparams.get("model", "wavegan")
-    if family not in GENERATORS or family not in DISCRIMINATORS:
-        raise HparamsError(f"model={family!r}: trainable generator families are "
-                           f"{sorted(set(GENERATORS) & set(DISCRIMINATORS))}")
-    torch.manual_seed(int(hparams.get("seed", 0)))
+    The seed drives a private copy of torch's RNG (``fork_rng``): the caller's global RNG is untouched.
+    """
+    family, generator, critic = _family(hparams)
     try:
-        G = GENERATORS[family](**_kwargs_for(GENERATORS[family], hparams, label_names=label_names))
-        D = DISCRIMINATORS[family](**_kwargs_for(DISCRIMINATORS[family], hparams, label_names=label_names))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(hparams.get("seed", 0)))
+            G = generator(**_kwargs_for(generator, hparams, label_names=label_names))
+            D = critic(**_kwargs_for(critic, hparams, label_names=label_names))
     except (TypeError, ValueError) as err:
         raise HparamsError(f"model={family}: {err}") from err
     return G, D
 
 
 def _options(hparams: dict, **extra) -> TrainOptions:
-    names = {f.name for f in fields(TrainOptions)}
+    names = _option_names()
     try:
         return TrainOptions(**{k: v for k, v in hparams.items() if k in names}, **extra)
     except (TypeError, ValueError) as err:
         raise HparamsError(f"{err}; fix it in the YAML or with --key=value") from err
 
 
-def _load_data(hparams: dict, labels: list[str], dist):
-    """``(dataset, wavs, label_indices)`` of the TRAIN split, decoded once through the clip cache."""
+def _dataset(hparams: dict, labels: list[str]):
+    """The TRAIN split's ``KeywordDataset`` (files found, nothing decoded yet)."""
     from ganaug.data import KeywordDataset
-    from ganaug.data.cache import preload
 
     folder = Path(str(hparams["data_folder"]))
     if not folder.is_dir():
@@ -93,19 +138,29 @@ def _load_data(hparams: dict, labels: list[str], dist):
     empty = [name for name, count in dataset.label_counts().items() if count == 0]
     if empty:
         raise HparamsError(f"data_folder={folder}: no training clips for labels {empty}; remove them from --labels")
+    return dataset
+
+
+def _decode(hparams: dict, dataset, dist):
+    """``(wavs, label_indices)`` of ``dataset``, decoded once through the clip cache."""
+    from ganaug.data.cache import preload
+
     cache_dir = hparams.get("cache_dir")
     cache_dir = False if cache_dir is False else (Path(str(cache_dir)) if cache_dir else None)
     if not dist.main:
         dist.barrier()                      # process 0 fills the cache, the others map it
-    wavs, label_index = preload(dataset, cache_dir=cache_dir, progress=dist.main and hparams.get("progress", True))
-    if dist.main:
-        dist.barrier()
-    return dataset, wavs, label_index
+    try:
+        wavs, label_index = preload(dataset, cache_dir=cache_dir, progress=dist.main and hparams.get("progress", True))
+    finally:
+        if dist.main:
+            dist.barrier()
+    return wavs, label_index
 
 
 def train(hparams_file, overrides: dict | None = None) -> list[Path]:
     """Run ``ganaug train``; returns the checkpoint directories written."""
     hparams, resolved = load_hparams(hparams_file, overrides)
+    check_keys(hparams, hparams_file)
     labels = split_labels(hparams.get("labels"))
     if not labels:
         raise HparamsError(f"{hparams_file}: no labels; give --labels=yes,no (comma-separated label names)")
@@ -129,36 +184,83 @@ def train(hparams_file, overrides: dict | None = None) -> list[Path]:
         torch.set_num_threads(previous_threads)
 
 
+def _finished(ckpt_dir: Path, hparams: dict, label_names, opts: TrainOptions) -> int | None:
+    """The step ``ckpt_dir`` was trained to if it holds this run at ``max_steps`` or beyond, else ``None``.
+
+    A saved run with other settings is refused (``CheckpointError``). Reads only: the answer
+    comes before ``hparams.yaml`` is written, and on a read-only folder.
+    """
+    meta = st.peek_latest(ckpt_dir)
+    if meta is None:
+        return None
+    G, D = build_models(hparams, label_names)
+    current = st.run_signature(opts, G, D)
+    st.check_signature({k: v for k, v in meta["signature"].items() if k in current}, current, ckpt_dir)
+    if meta["step"] < opts.max_steps or not is_checkpoint(ckpt_dir):
+        return None
+    try:   # the exported generator is the one of that step (not cut short between the two saves)
+        return meta["step"] if read_config(ckpt_dir).get("step") == meta["step"] else None
+    except CheckpointError:
+        return None
+
+
 def _train(hparams, resolved, labels, conditional, output, dist, device) -> list[Path]:
-    dataset, wavs, label_index = _load_data(hparams, labels, dist)
+    dataset = _dataset(hparams, labels)
     data_info = {"data_folder": str(hparams["data_folder"]), "split": "train", "labels": labels,
                  "speaker_fraction": dataset.speaker_fraction, "data_seed": dataset.seed,
                  "num_clips": len(dataset), "num_speakers": len(dataset.speakers)}
-    training = {k: v for k, v in hparams.items() if k in {f.name for f in fields(TrainOptions)} and k != "progress"}
+    training = {k: v for k, v in hparams.items() if k in _option_names() and k != "progress"}
     training.update(model=hparams.get("model", "wavegan"), world_size=dist.world_size)
 
-    jobs = []   # (ckpt_dir, label_names, wavs, labels, metadata)
+    jobs = []   # (ckpt_dir, label_names, label index or None, metadata)
     if conditional:
-        jobs.append((output, labels, wavs, label_index,
+        jobs.append((output, labels, None,
                      {"data_fingerprint": dataset.fingerprint(), "data": {**data_info, "label_counts": dataset.label_counts()}}))
     else:
+        counts = dataset.label_counts()
         for i, label in enumerate(labels):
-            rows = label_index == i
-            jobs.append((output / label, None, wavs[rows], None,
+            jobs.append((output / label, None, i,
                          {"keyword": label, "data_fingerprint": f"{dataset.fingerprint()}/{label}",
-                          "data": {**data_info, "num_clips": int(rows.sum())}}))
-    if dist.main:
-        for folder in {output, *(job[0] for job in jobs)}:
-            atomic_write(folder / RESOLVED_YAML, lambda tmp: Path(tmp).write_text(resolved))
+                          "data": {**data_info, "num_clips": counts[label]}}))
 
-    done = []
-    for ckpt_dir, label_names, job_wavs, job_labels, metadata in jobs:
-        G, D = build_models(hparams, label_names)
-        name = "conditional" if conditional else metadata["keyword"]
-        opts = _options(hparams, name=name, metadata={**metadata, "training": training})
+    with contextlib.ExitStack() as held:
+        not_writable = None
         if dist.main:
-            print(f"{name}: {len(job_wavs)} training clips -> {ckpt_dir} "
-                  f"({sum(p.numel() for p in G.parameters()):,} G / {sum(p.numel() for p in D.parameters()):,} D "
-                  f"parameters, {dist.world_size} process(es) on {device})", file=sys.stderr)
-        done.append(train_gan(G, D, job_wavs, job_labels, ckpt_dir, opts, device=device, dist=dist))
-    return done
+            try:
+                held.enter_context(lock(output))
+            except FolderLocked:
+                raise
+            except WriteError as err:   # read-only: a finished run can still say so
+                not_writable = err
+            if not_writable is None and not os.access(output, os.W_OK):
+                not_writable = WriteError(errno.EACCES, f"cannot write to {output} (read-only)")
+        todo = []
+        for ckpt_dir, label_names, index, metadata in jobs:
+            name = "conditional" if conditional else metadata["keyword"]
+            opts = _options(hparams, name=name, metadata={**metadata, "training": training})
+            step = _finished(ckpt_dir, hparams, label_names, opts)
+            if step is not None:
+                if dist.main:
+                    print(f"{ckpt_dir}: already trained to step {step} (max_steps={opts.max_steps}); "
+                          f"raise --max_steps to train on", file=sys.stderr)
+                continue
+            todo.append((ckpt_dir, label_names, index, opts))
+        if todo and not_writable is not None:
+            raise WriteError(not_writable.errno, f"{not_writable}: choose another --output_folder")
+        if not todo:
+            return [job[0] for job in jobs]
+        if dist.main:
+            for folder in {output, *(job[0] for job in todo)}:
+                atomic_write(folder / RESOLVED_YAML, lambda tmp: Path(tmp).write_text(resolved))
+        wavs, label_index = _decode(hparams, dataset, dist)
+
+        for ckpt_dir, label_names, index, opts in todo:
+            rows = label_index == index if index is not None else None
+            job_wavs, job_labels = (wavs, label_index) if rows is None else (wavs[rows], None)
+            G, D = build_models(hparams, label_names)
+            if dist.main:
+                print(f"{opts.name}: {len(job_wavs)} training clips -> {ckpt_dir} "
+                      f"({sum(p.numel() for p in G.parameters()):,} G / {sum(p.numel() for p in D.parameters()):,} D "
+                      f"parameters, {dist.world_size} process(es) on {device})", file=sys.stderr)
+            train_gan(G, D, job_wavs, job_labels, ckpt_dir, opts, device=device, dist=dist)
+        return [job[0] for job in jobs]

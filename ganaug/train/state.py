@@ -10,7 +10,9 @@ Each checkpoint is a folder ``<ckpt_dir>/train_state/step_<N>/`` with
 The folder is written under a temporary name and renamed when complete, and ``state.json`` is
 written last, so a folder named ``step_<N>`` is complete unless something damaged it later;
 the checksum catches that. ``load_latest`` walks back from the newest folder to the newest one
-that verifies, and reports every one it skips.
+that verifies (checksum, and a ``state.json`` whose fields have the types resume needs), and
+reports every one it skips. Temp folders carry the writer's pid; ``remove_partial`` deletes
+those of writers that are no longer alive.
 """
 
 from __future__ import annotations
@@ -26,21 +28,17 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganaug.io import CheckpointError, file_sha256, fsync_dir, read_versioned_json
+from ganaug.io import (CheckpointError, atomic_write_json, file_sha256, fsync_dir, fsync_file, read_versioned_json,
+                       remove_stale, write_error)
 
-__all__ = ["STATE_DIR", "save_state", "load_latest", "list_states", "flatten_optimizer",
-           "unflatten_optimizer", "prefixed", "unprefixed", "check_signature"]
+__all__ = ["STATE_DIR", "save_state", "load_latest", "peek_latest", "list_states", "flatten_optimizer",
+           "unflatten_optimizer", "prefixed", "unprefixed", "run_signature", "check_signature"]
 
 STATE_DIR = "train_state"
 STATE_FORMAT = 1
 TENSORS_FILE = "state.safetensors"
 META_FILE = "state.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 
 # -- packing: module and optimizer state dicts <-> flat tensors + JSON --------------------------
@@ -83,6 +81,13 @@ def unflatten_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: 
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def run_signature(opts, generator, critic) -> dict:
+    """The settings a resumed run must share with the saved one: the options' ``signature()``, the
+    model family, both constructors' kwargs and the data fingerprint (as ``train_gan`` records them)."""
+    return {**opts.signature(), "family": generator.family, "generator": generator.config(),
+            "critic": critic.config(), "data_fingerprint": opts.metadata.get("data_fingerprint")}
+
+
 def check_signature(saved: dict, current: dict, where: Path) -> None:
     """Resume only into the same run: the settings in ``current`` must equal the saved ones."""
     current = json.loads(json.dumps(current))   # compare as stored: tuples become lists
@@ -109,21 +114,22 @@ def save_state(ckpt_dir: str | Path, step: int, tensors: dict[str, torch.Tensor]
                keep: int = 3) -> Path:
     """Write step ``step``'s state atomically and keep the newest ``keep`` folders."""
     root = Path(ckpt_dir) / STATE_DIR
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:09d}"
     tmp = root / f".tmp_step_{step:09d}_{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(clean, str(tmp / TENSORS_FILE))
-    _fsync(tmp / TENSORS_FILE)
-    meta = {**meta, "format_version": STATE_FORMAT, "step": step, "saved_at": time.time(),
-            "sha256": file_sha256(tmp / TENSORS_FILE)}
-    with open(tmp / META_FILE, "w") as f:
-        json.dump(meta, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    fsync_dir(tmp)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+        save_file(clean, str(tmp / TENSORS_FILE))
+        fsync_file(tmp / TENSORS_FILE)
+        meta = {**meta, "format_version": STATE_FORMAT, "step": step, "saved_at": time.time(),
+                "sha256": file_sha256(tmp / TENSORS_FILE)}
+        atomic_write_json(tmp / META_FILE, meta)
+        fsync_dir(tmp)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(err, root) from err
     if final.exists():  # re-saving a step whose earlier copy was found damaged
         trash = root / f".trash_{final.name}_{os.getpid()}"
         os.replace(final, trash)
@@ -136,17 +142,43 @@ def save_state(ckpt_dir: str | Path, step: int, tensors: dict[str, torch.Tensor]
 
 
 def remove_partial(ckpt_dir: str | Path) -> None:
-    """Delete temporary folders left by a process killed while saving."""
+    """Delete temporary folders left by processes killed while saving (their pid is in the name)."""
     root = Path(ckpt_dir) / STATE_DIR
     if root.is_dir():
-        for d in root.iterdir():
-            if d.name.startswith((".tmp_step_", ".trash_")):
-                shutil.rmtree(d, ignore_errors=True)
+        remove_stale(root, r"\.(?:tmp|trash)_step_\d+(?:\.damaged)?_(?P<pid>\d+)")
 
 
-def _load_one(folder: Path, device) -> tuple[dict, dict]:
+def _check_meta(path: Path, meta: dict, step: int) -> None:
+    """The fields resume reads, with the types it needs: a malformed ``state.json`` is a damaged checkpoint."""
+    def bad(what):
+        raise CheckpointError(f"{path}: {what}; the file is damaged")
+
+    def is_int(value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not is_int(meta.get("step")) or meta["step"] != step:
+        bad(f"'step' is {meta.get('step')!r}, expected {step} (the folder's step)")
+    if not isinstance(meta.get("sha256"), str):
+        bad("no 'sha256' of the tensors")
+    if not isinstance(meta.get("signature"), dict):
+        bad("no 'signature' (the run's settings)")
+    for key in ("opt_G", "opt_D"):
+        opt = meta.get(key)
+        groups = opt.get("param_groups") if isinstance(opt, dict) else None
+        if not isinstance(groups, list) or not groups or not isinstance(opt.get("state"), dict) or not all(
+                isinstance(g, dict) and isinstance(g.get("params"), list) and all(map(is_int, g["params"]))
+                for g in groups) or not all(isinstance(v, dict) for v in opt["state"].values()):
+            bad(f"{key!r} is missing or malformed (optimizer param_groups and state)")
+    if "world_size" in meta and (not is_int(meta["world_size"]) or meta["world_size"] < 1):
+        bad(f"'world_size' is {meta['world_size']!r}, expected a positive integer")
+    if not isinstance(meta.get("train_seconds", 0.0), (int, float)) or isinstance(meta.get("train_seconds"), bool):
+        bad(f"'train_seconds' is {meta['train_seconds']!r}, expected a number")
+
+
+def _load_one(folder: Path, step: int, device) -> tuple[dict, dict]:
     meta_path, tensors_path = folder / META_FILE, folder / TENSORS_FILE
     meta = read_versioned_json(meta_path, STATE_FORMAT, "the save did not complete")
+    _check_meta(meta_path, meta, step)
     if not tensors_path.is_file():
         raise CheckpointError(f"{tensors_path}: missing")
     if file_sha256(tensors_path) != meta.get("sha256"):
@@ -156,6 +188,22 @@ def _load_one(folder: Path, device) -> tuple[dict, dict]:
     except Exception as err:  # safetensors raises several types for damaged files
         raise CheckpointError(f"{tensors_path}: cannot be read ({err})") from err
     return tensors, meta
+
+
+def peek_latest(ckpt_dir: str | Path) -> dict | None:
+    """``state.json`` of the newest intact checkpoint (checksum verified, tensors not loaded), or ``None``.
+
+    Reads only: nothing is reported, renamed or written (``load_latest`` does that when training starts).
+    """
+    for step, folder in list_states(ckpt_dir):
+        try:
+            meta = read_versioned_json(folder / META_FILE, STATE_FORMAT)
+            _check_meta(folder / META_FILE, meta, step)
+            if (folder / TENSORS_FILE).is_file() and file_sha256(folder / TENSORS_FILE) == meta["sha256"]:
+                return meta
+        except (CheckpointError, OSError):
+            continue
+    return None
 
 
 def load_latest(ckpt_dir: str | Path, device="cpu", quarantine: bool = True) -> tuple[dict, dict] | None:
@@ -168,7 +216,7 @@ def load_latest(ckpt_dir: str | Path, device="cpu", quarantine: bool = True) -> 
     result = None
     for step, folder in list_states(ckpt_dir):
         try:
-            result = _load_one(folder, device)
+            result = _load_one(folder, step, device)
             break
         except CheckpointError as err:
             damaged.append(folder)
