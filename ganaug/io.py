@@ -3,8 +3,8 @@
 The floor every writer stands on (checkpoints, classifiers, train state, banks, caches,
 downloads, logs). A write goes to a temp file in the target's folder, is fsynced and renamed
 over the target, so a reader sees the old file or the new one, never half of either. Temp
-names carry the writer's pid (``.<name>.<pid>.<random>.tmp``): the next writer of the same
-target removes the temps of writers that are no longer alive (a killed run leaves nothing
+names carry the writer's pid (``.<name>.<pid>.<random>.tmp``): the next process that writes into
+the folder removes the temps of writers that are no longer alive (a killed run leaves nothing
 behind for long). Files are created with the permissions the umask allows (``0o666 & ~umask``),
 not ``mkstemp``'s 0600. Reading never unpickles; a damaged or foreign file is a
 ``CheckpointError`` that names it. A full disk or a read-only folder is a ``WriteError``
@@ -108,9 +108,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def temp_pattern(name: str) -> str:
-    """The names ``atomic_write`` gives the temps of target ``name``: ``.<name>.<pid>.<8 random>.tmp``."""
-    return rf"\.{re.escape(name)}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}\.tmp"
+def temp_pattern(name: str = "") -> str:
+    """The names ``atomic_write`` gives the temps of target ``name`` (any target when empty):
+    ``.<name>.<pid>.<8 random>.tmp``."""
+    target = re.escape(name) if name else ".+"
+    return rf"\.{target}\.(?P<pid>\d+)\.[a-z0-9_]{{8}}\.tmp"
+
+
+_SWEPT: set[str] = set()   # folders whose dead writers' temps this process already removed
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the temps of dead writers in ``folder``, once per process and folder (a bank of
+    thousands of clips is not listed again for every clip)."""
+    key = os.path.abspath(folder)
+    if key not in _SWEPT:
+        remove_stale(folder, temp_pattern())
+        _SWEPT.add(key)
 
 
 def remove_stale(folder: str | Path, pattern: str) -> list[Path]:
@@ -162,14 +176,14 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: str | Path, write) -> None:
     """Call ``write(tmp_path)`` then move the temp file onto ``path`` (same folder, fsynced).
 
-    The temp file is ``.<name>.<pid>.<random>.tmp``; temps of the same target left by dead
-    writers are removed first. The result has the umask's permissions. A full disk or a
+    The temp file is ``.<name>.<pid>.<random>.tmp``; temps left in the folder by dead writers
+    are removed by the first write of a process into that folder. The result has the umask's permissions. A full disk or a
     read-only folder raises ``WriteError`` naming the folder, and leaves no temp behind.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(path.parent, temp_pattern(path.name))
+        _sweep(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         raise write_error(err, path.parent) from err
