@@ -60,6 +60,14 @@ def test_from_hf_reads_a_stereo_row_in_channels_first_layout(clip):
     assert (wav.abs() > 1e-4).sum() > 10000
 
 
+def test_from_hf_refuses_a_fractional_label(clip):
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"audio": [{"array": clip[0].tolist(), "sampling_rate": 16000}], "label": [0.7]})
+    with pytest.raises(ValueError, match="label value 0.7 is neither a name nor a whole index"):
+        from_hf(ds)
+
+
 def test_a_stereo_file_is_downmixed(clip, tmp_path):
     left, right = clip
     sf.write(tmp_path / "s.flac", np.stack([left, right], axis=1), 16000)

@@ -42,7 +42,8 @@ RESOLVED_YAML = "hparams.yaml"
 # keys the run itself reads (data, placement, output); the model's and the loop's keys come from
 # the constructors' signatures and TrainOptions' fields (see known_keys)
 RUN_KEYS = ("data_folder", "output_folder", "labels", "conditional", "model", "speaker_fraction", "data_seed",
-            "cache_dir", "device", "num_threads", "progress", "sample_rate", "num_samples")
+            "cache_dir", "device", "num_threads", "progress", "sample_rate", "num_samples",
+            "base")   # a preset's parent (ARCHITECTURE: presets are `base: NAME` plus the keys they change)
 _SET_BY_RUN = ("name", "metadata", "label_names", "self")   # filled in by the run, never by the YAML
 
 
