@@ -61,7 +61,12 @@ def _label_names(batch, label_column, features):
 
 
 def _mono(value, name):
-    """``value`` with a multichannel ``array`` downmixed to mono (other values unchanged)."""
+    """``value`` as a mono ``{"array", "sampling_rate"}`` dict when it holds samples (a dict, or
+    the torchcodec ``AudioDecoder`` that ``datasets.Audio()`` decodes to); a multichannel array is
+    downmixed. ``{"bytes", "path"}`` values are returned unchanged."""
+    if hasattr(value, "get_all_samples"):  # datasets >= 4 with torchcodec: Audio() decodes lazily
+        samples = value.get_all_samples()
+        value = {"array": samples.data.numpy(), "sampling_rate": int(samples.sample_rate)}
     if not isinstance(value, dict) or value.get("array") is None:
         return value
     array = np.asarray(value["array"])
@@ -172,11 +177,11 @@ class HFMap(_Base):
                self.label_column, self.synthetic_column, self.label_names, self.unknown_labels)
         return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
 
-    def _batch_seed(self, batch, names, indices):
+    def _batch_seed(self, audio, names, indices):
         if indices is not None:
             return mix_seed(self.seed, "rows", int(indices[0]), len(indices))
         h = hashlib.sha1(repr(names).encode())
-        for value in batch[self.audio_column]:
+        for value in audio:
             data = value.get("bytes") or value.get("path") or np.asarray(value.get("array", []), dtype=np.float32)[:512].tobytes()
             h.update(data[-1024:] if isinstance(data, bytes) else str(data).encode())
         return mix_seed(self.seed, h.hexdigest())
@@ -195,7 +200,7 @@ class HFMap(_Base):
             out[self.synthetic_column] = [False] * n_rows
         if not rows:
             return out
-        g = torch.Generator().manual_seed(self._batch_seed(batch, names, indices))
+        g = torch.Generator().manual_seed(self._batch_seed(audio, names, indices))
         seeds = torch.randint(0, MAX_SEED, (len(rows),), generator=g).tolist()
         values, accepted = self._synthesize(audio, rows, names, seeds)
         kept = [k for k, ok in enumerate(accepted) if ok]
