@@ -95,3 +95,54 @@ def write_tone(path: Path, sample_rate=16000, seconds=1.0, channels=1, freq=440.
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, data, sample_rate, subtype=subtype)
     return path
+
+
+WEAK_GENERATOR = REPO.parent / "shared" / "generators" / "wavegan_sc10_h100_5k_ema"
+
+
+@pytest.fixture(scope="session")
+def weak_generator() -> Path:
+    """The shared realistic weak generator: conditional WaveGAN, d=64, 10 keywords, 5k steps with EMA."""
+    assert (WEAK_GENERATOR / "generator.safetensors").is_file(), f"shared generator missing at {WEAK_GENERATOR}"
+    return WEAK_GENERATOR
+
+
+@pytest.fixture(scope="session")
+def filter_classifier_dir(tmp_path_factory, sc_root) -> Path:
+    """A real (small, weak) keyword classifier for label-consistency filtering: a DS-CNN (24
+    channels, 3 blocks) trained for 4 epochs on the shared Speech Commands TRAIN split of the 10
+    keywords, one thread, fixed seeds. Its test-speaker accuracy is checked above chance. A
+    test's few-line loop on purpose: the library's one loop (ganaug.kws) trains the real ones."""
+    import torch
+    import torch.nn.functional as F
+
+    from ganaug.data import KeywordDataset
+    from ganaug.data.cache import preload
+    from ganaug.models.classifier import KWSClassifier, save_classifier
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        common = dict(labels=KEYWORDS, sample_rate=16000, num_samples=16000)
+        wavs, labels = preload(KeywordDataset(sc_root, split="train", **common), cache_dir=False, progress=False)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = KWSClassifier(KEYWORDS, channels=24, num_blocks=3)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        order = torch.Generator().manual_seed(0)
+        for _ in range(4):
+            model.train()
+            for idx in torch.randperm(len(wavs), generator=order).split(64):
+                loss = F.cross_entropy(model(wavs[idx]), labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        model.eval()
+        test_wavs, test_labels = preload(KeywordDataset(sc_root, split="test", **common), cache_dir=False,
+                                         progress=False)
+        with torch.no_grad():
+            acc = float((model(test_wavs).argmax(1) == test_labels).float().mean())
+        assert acc > 0.2, f"the filter classifier fixture is at chance ({acc:.2f} on test speakers)"
+        return save_classifier(tmp_path_factory.mktemp("filter_classifier"), model, test_acc=acc)
+    finally:
+        torch.set_num_threads(threads)

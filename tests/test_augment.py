@@ -206,3 +206,29 @@ def test_bad_batches(aug):
         aug(batch(2), torch.tensor([0, 5]), label_names=["yes", "no"])
     with pytest.raises(ValueError, match="lengths: expected a tensor of shape \\(2,\\)"):
         aug(batch(2), ["yes", "no"], lengths=torch.ones(3))
+
+
+def test_eval_and_p0_are_identity_even_for_labels_the_generator_does_not_know(cond, aug):
+    """Issue 12.14: identity is the contract, whatever the labels."""
+    wavs, labels = batch(3), ["yes", "maybe", "_silence_"]
+    aug.eval()
+    try:
+        out, out_labels = aug(wavs, labels)
+        assert out is wavs and out_labels is labels
+    finally:
+        aug.train()
+    out, out_labels = GanAugment(cond, p=0.0)(wavs, labels)
+    assert out is wavs and out_labels is labels
+    with pytest.raises(ValueError, match=r"\['_silence_', 'maybe'\] are not known"):  # training, p > 0: still an error
+        aug(wavs, labels)
+
+
+def test_float_labels_are_an_error_not_a_class(aug):
+    """Issue 12.6: 0.7 is not label 1 (nor 0)."""
+    for labels in ([0.7, 1], [1.0, 0.0], [True, False]):
+        with pytest.raises(ValueError, match="is not a label index"):
+            aug(batch(2), labels, label_names=["yes", "no"])
+    with pytest.raises(ValueError, match="integer indices"):
+        aug(batch(2), torch.tensor([0.7, 1.0]), label_names=["yes", "no"])
+    out, _ = aug(batch(2), [0, 1], label_names=["yes", "no"])  # whole numbers still work
+    assert out.shape == (2, 16000)

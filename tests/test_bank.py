@@ -8,11 +8,23 @@ import pickle
 import pytest
 import torch
 from augment_helpers import conditional_ckpt, per_keyword_run
+from conftest import SHARED_DATA
 
 from ganaug import GanAugment, SyntheticBank
 from ganaug.augment import generate_bank
 from ganaug.augment.source import GeneratorSource, mix_seed
-from ganaug.cli import main as cli_main
+from ganaug.cli import build_parser
+from ganaug.kws.generate import main as generate_main
+
+
+SHARED_SC = SHARED_DATA / "speech_commands"
+
+
+def run_generate(argv: list[str]) -> int:
+    """`ganaug generate ARGV`: the CLI's parser, then the command's main (ganaug.kws.generate:main)."""
+    args = vars(build_parser().parse_args(["generate", *argv]))
+    args.pop("command")
+    return generate_main(**args, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +34,7 @@ def cond(tmp_path_factory):
 
 def test_cli_generate_flac_bank_with_speechbrain_manifest(cond, tmp_path):
     out = tmp_path / "bank"
-    assert cli_main(["generate", str(cond), "--per-label", "3", "--out", str(out), "--batch-size", "2"]) == 0
+    assert run_generate([str(cond), "--per-label", "3", "--out", str(out), "--batch-size", "2"]) == 0
     rows = list(csv.DictReader(open(out / "manifest.csv")))
     assert list(rows[0]) == ["ID", "duration", "wav", "spk_id", "label"]
     assert [r["label"] for r in rows] == ["yes"] * 3 + ["no"] * 3
@@ -57,7 +69,7 @@ def test_bank_memory_map_in_ram_and_pickle(cond, tmp_path):
     generate_bank(cond, tmp_path / "b", per_label=4, progress=False)
     mapped, in_ram = SyntheticBank(tmp_path / "b"), SyntheticBank(tmp_path / "b", mmap=False)
     torch.testing.assert_close(mapped.clips("yes"), in_ram.clips("yes"))
-    assert (tmp_path / "b" / ".tensors" / "yes.npy").is_file()
+    assert (tmp_path / "b" / ".tensors" / mapped.content_key() / "yes.npy").is_file()
     copy = pickle.loads(pickle.dumps(mapped))
     assert copy._tensors == {} and torch.equal(copy.clips("yes"), mapped.clips("yes"))
     drawn = mapped.draw("no", 5, generator=torch.Generator().manual_seed(0))
@@ -85,3 +97,42 @@ def test_bank_bad_input(cond, tmp_path):
     bank = generate_bank(cond, tmp_path / "b", per_label=1, progress=False)
     with pytest.raises(ValueError, match="'maybe' is not in the bank"):
         bank.clips("maybe")
+
+
+def test_regenerated_bank_never_serves_the_old_clips(tmp_path):
+    """Issue 12.1: the .tensors cache is keyed by the bank's content, not by label only."""
+    from augment_helpers import conditional_ckpt
+
+    from augment_helpers import tiny_generator
+
+    from ganaug.checkpoint import save_generator
+
+    first = conditional_ckpt(tmp_path / "a")
+    second = save_generator(tmp_path / "b", tiny_generator(["yes", "no"], seed=7), step=0)  # other weights
+    out = tmp_path / "bank"
+    old = generate_bank(first, out, per_label=2, progress=False)
+    old_clips = old.clips("yes").clone()  # writes the cache
+    new = generate_bank(second, out, per_label=2, progress=False)
+    served_bank = SyntheticBank(out).clips("yes")
+    served_aug = GanAugment(bank=out, p=1.0)(torch.zeros(1, 16384), ["yes"])[0][0]
+    expected = GeneratorSource(second).generate(["yes"] * 2, [mix_seed(0, "yes", i) for i in range(2)])
+    assert (served_bank - expected).abs().max() < 2e-4 and not torch.allclose(served_bank, old_clips)
+    assert any((served_aug - c).abs().max() < 2e-4 for c in expected)
+    assert [p.name for p in (out / ".tensors").iterdir()] == [new.content_key()]  # the stale cache is gone
+
+
+def test_relative_bank_path_from_another_working_directory(cond, tmp_path, monkeypatch):
+    """Issue 15.1: GanAugment(bank="banks/cond") and GanMixDataset(real, "banks/cond") as the README writes them."""
+    from ganaug import GanMixDataset, KeywordDataset
+
+    monkeypatch.chdir(tmp_path)
+    generate_bank(cond, "banks/cond", per_label=2, progress=False)
+    aug = GanAugment(bank="banks/cond", p=1.0)
+    out, _ = aug(torch.zeros(2, 16000), ["yes", "no"])
+    assert out.abs().sum(dim=1).min() > 0
+    real = KeywordDataset(SHARED_SC, labels=["yes", "no"], split="test")
+    mix = GanMixDataset(real, "banks/cond", ratio=0.05, seed=0)
+    item = mix[len(real)]
+    assert item["synthetic"] and item["wav"].shape == (real.num_samples,) and item["wav"].abs().sum() > 0
+    monkeypatch.chdir(tmp_path / "banks")  # the bank folder was made absolute when opened
+    assert mix.synthetic_item(0)["wav"].abs().sum() > 0

@@ -1,7 +1,8 @@
 """HF datasets: GanAugment.hf_map and hf_transform on a real datasets.Dataset of shared audio.
 
-Datasets' own audio decoding needs torchcodec, so audio is either a plain
-{"array", "sampling_rate"} struct (decoded) or Audio(decode=False) bytes, read by ganaug.
+Audio is a plain {"array", "sampling_rate"} struct, Audio(decode=False) bytes read by ganaug,
+or the usual Audio() column of load_dataset("audiofolder") (decoded by torchcodec, the
+`hf-audio` extra, with the system FFmpeg).
 """
 
 from __future__ import annotations
@@ -133,3 +134,84 @@ def test_errors(decoded_ds, tmp_path):
     plain = decoded_ds.cast_column("label", datasets.Value("int64"))
     with pytest.raises(ValueError, match="ClassLabel"):
         plain.map(strict.hf_map(ratio=0.5), batched=True)
+
+
+def test_map_rejects_one_row_calls_float_labels_and_runaway_ratios(decoded_ds, aug):
+    """Issue 12.15 (batched=False), 12.6 (float labels), 12.11 (ratio=1e9 / nan): one-line errors."""
+    with pytest.raises(ValueError, match=r"one row, not a batch: call Dataset.map\(\.\.\., batched=True\)"):
+        decoded_ds.map(aug.hf_map(ratio=0.5))
+    floats = datasets.Dataset.from_dict({"audio": decoded_ds[:2]["audio"], "label": [0.7, 1.0]})
+    with pytest.raises(ValueError, match="label 0.7 is not a label index"):
+        floats.map(aug.hf_map(ratio=1.0, features=decoded_ds.features), batched=True)
+    for bad in (1e9, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="ratio="):
+            aug.hf_map(ratio=bad)
+
+
+def test_stereo_rows_are_downmixed_not_arrow_errors(mini_sc, aug):
+    """Issue 12.15: a (channels, time) row, as Audio(mono=False) gives it, is downmixed by ganaug.audio."""
+    files = _files(mini_sc, per_label=2)[:4]
+    rows = {"audio": [], "label": []}
+    for f, label in files:
+        data, rate = sf.read(f, dtype="float32")
+        rows["audio"].append({"array": np.stack([data, 0.5 * data]), "sampling_rate": rate})  # (2, time)
+        rows["label"].append(label)
+    ds = datasets.Dataset.from_dict(rows)
+    out = ds.map(aug.hf_map(ratio=1.0), batched=True, remove_columns=ds.column_names)
+    assert len(out) == 8 and sum(out["synthetic"]) == 4
+    first = np.asarray(out[0]["audio"]["array"])
+    expected, _ = sf.read(files[0][0], dtype="float32")
+    assert first.ndim == 1 and np.allclose(first, 0.75 * expected, atol=1e-6)
+    assert all(np.asarray(r["audio"]["array"]).shape == expected.shape for r in out)
+
+
+def test_map_with_num_proc_2_after_the_parent_used_threads(tmp_path):
+    """Issue 12.8: forked map workers used to block forever in libgomp once the parent had run
+    torch on 2 threads. Run in a fresh interpreter (as a user would), with a timeout."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, torch, datasets
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from augment_helpers import conditional_ckpt
+        from ganaug import GanAugment
+        torch.set_num_threads(2)
+        a = torch.randn(512, 512); float((a @ a).sum())
+        aug = GanAugment(conditional_ckpt({str(tmp_path)!r}), p=1.0)
+        aug(torch.randn(4, 16384), ["yes"] * 4)
+        ds = datasets.Dataset.from_dict({{"audio": [{{"array": np.zeros(16000, np.float32), "sampling_rate": 16000}}] * 8,
+                                          "label": ["yes", "no"] * 4}})
+        out = ds.map(aug.hf_map(ratio=1.0), batched=True, batch_size=2, num_proc=2, remove_columns=ds.column_names)
+        print("rows", len(out), sum(out["synthetic"]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rows 16 8" in done.stdout
+
+
+def test_audiofolder_with_torchcodec_end_to_end(mini_sc, aug, tmp_path):
+    """Issue 15.2: load_dataset("audiofolder") (Audio() decoded by torchcodec) through hf_map, and a
+    `ganaug generate --format hf` bank read back with datasets' own decoding."""
+    from ganaug.augment import generate_bank
+
+    root = tmp_path / "folder"
+    for f, label in _files(mini_sc, per_label=3):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f.name).write_bytes(f.read_bytes())
+    ds = datasets.load_dataset("audiofolder", data_dir=str(root), split="train")
+    assert isinstance(ds.features["audio"], datasets.Audio) and ds.features["audio"].decode
+    out = ds.map(aug.hf_map(ratio=1.0, features=ds.features), batched=True, remove_columns=ds.column_names)
+    names = ds.features["label"].names
+    assert len(out) == 15 and sum(out["synthetic"]) == 6  # 3 rows each of yes and no; _silence_ is kept as is
+    for row in out:
+        samples = row["audio"].get_all_samples()  # torchcodec decodes real and synthetic rows alike
+        assert samples.sample_rate == 16000 and samples.data.shape == (1, 16000)
+        if row["synthetic"]:
+            assert names[row["label"]] in ("yes", "no") and float(samples.data.abs().sum()) > 0
+    bank = generate_bank(aug.source.entries["yes"][0], tmp_path / "hf_bank", per_label=2, format="hf", progress=False)
+    saved = datasets.load_from_disk(str(tmp_path / "hf_bank"))
+    decoded = saved[0]["audio"].get_all_samples()
+    label = saved.features["label"].names[saved[0]["label"]]
+    assert torch.allclose(decoded.data[0], bank.clips(label)[0], atol=1e-4)

@@ -125,3 +125,54 @@ def test_end_to_end_from_a_ganaug_train_checkpoint(mini_sc, tmp_path):
     ds = ds.cast_column("label", datasets.ClassLabel(names=real.label_names))
     out = ds.map(aug.hf_map(ratio=0.5), batched=True, remove_columns=ds.column_names)
     assert len(out) == 9 and sum(out["synthetic"]) == 3 and out.features["label"] == ds.features["label"]
+
+
+def test_set_epoch_reaches_persistent_workers(real, cond):
+    """Issue 12.3: with persistent_workers=True the workers outlive the epoch; set_epoch must still reach them."""
+    mix = GanMixDataset(real, cond, per_label={"yes": 2, "no": 2}, seed=0)
+    loader = torch.utils.data.DataLoader(mix, batch_size=4, num_workers=2, persistent_workers=True, shuffle=False)
+    epochs = []
+    for epoch in range(2):
+        mix.set_epoch(epoch)
+        batches = list(loader)
+        wavs = torch.cat([b["wav"] for b in batches])[torch.cat([b["synthetic"] for b in batches])]
+        expected = torch.stack([mix.synthetic_item(i)["wav"] for i in range(mix.num_synthetic)])
+        torch.testing.assert_close(wavs, expected)  # the workers used this epoch, as the main process does
+        epochs.append(wavs)
+    assert not torch.allclose(epochs[0], epochs[1])
+    import pickle
+    copy = pickle.loads(pickle.dumps(mix))  # a plain pickle carries the epoch as a value
+    assert copy.epoch == 1 and torch.equal(copy.synthetic_item(0)["wav"], mix.synthetic_item(0)["wav"])
+
+
+def test_ratio_bounds_and_starved_labels(real, cond):
+    """Issue 12.11 (ratio=1e9 / nan: a clear error before any allocation) and 12.6 (a ratio that
+    gives a label no synthetic item is a warning naming it)."""
+    for bad in (1e9, float("nan"), float("inf"), -1, True, "0.5"):
+        with pytest.raises(ValueError, match="ratio="):
+            GanMixDataset(real, cond, ratio=bad)
+    small = min(real.label_counts().values())
+    with pytest.warns(UserWarning, match=r"gives labels \[.*'no'.*\] no synthetic item"):
+        mix = GanMixDataset(real, cond, ratio=0.4 / small)
+    assert mix.num_synthetic == 0
+    big = GanMixDataset(real, cond, ratio=1000)  # the most allowed: no per-item list is built
+    assert big.num_synthetic == 1000 * len(real) and big[len(big) - 1]["label_name"] == real.label_names[-1]
+    with pytest.raises(ValueError, match="per_label"):
+        GanMixDataset(real, cond, per_label={"yes": 1.5})
+
+
+def test_padding_policy_is_the_same_in_gan_augment_and_gan_mix_dataset(mini_sc, cond):
+    """One crop/pad policy (crop around the centre, pad at the end) on both paths."""
+    from ganaug import GanAugment
+    from ganaug.augment.source import mix_seed
+
+    for num_samples in (16000, 20000):  # the generator's 16384: cropped, then padded
+        real = KeywordDataset(mini_sc, labels=["yes", "no"], split="train", num_samples=num_samples)
+        mix = GanMixDataset(real, cond, per_label={"yes": 1, "no": 0}, seed=3)
+        item = mix.synthetic_item(0)
+        aug = GanAugment(cond, p=1.0)
+        params = {"mask": torch.tensor([True]), "seeds": torch.tensor([mix_seed(3, 0, 0)])}
+        out, _ = aug(torch.zeros(1, num_samples), ["yes"], params=params)
+        torch.testing.assert_close(out[0], item["wav"])
+        if num_samples > 16384:
+            assert item["wav"][16384:].abs().sum() == 0 and item["wav"][:64].abs().sum() > 0  # zeros at the end

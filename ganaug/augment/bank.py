@@ -3,7 +3,8 @@
 A bank folder holds ``bank.json`` and either audio files plus a SpeechBrain CSV manifest::
 
     bank/
-      bank.json                 label_names, sample_rate, num_samples, per_label, seed, ckpt
+      bank.json                 label_names, sample_rate, num_samples, per_label, seed, ckpt,
+                                acceptance {label: rate} (when filtered), generator (what finds its filter)
       manifest.csv              ID, duration, wav, spk_id, label   (wav = $data_root/<label>/<ID>.flac)
       <label>/<label>_000000.flac
 
@@ -14,9 +15,12 @@ or a HuggingFace dataset written by ``datasets.Dataset.save_to_disk`` (columns `
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +29,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ganaug.audio import load_audio
+from ganaug.augment.source import MAX_ATTEMPTS, FilteredSource, GeneratorSource, mix_seed, with_filter
+from ganaug.checkpoint import is_checkpoint
 from ganaug.io import atomic_write, atomic_write_json
-from ganaug.augment.source import make_source, mix_seed
 
-__all__ = ["SyntheticBank", "generate_bank", "generate_main", "is_bank", "BANK_FILE", "MANIFEST_FILE", "FORMATS"]
+__all__ = ["SyntheticBank", "make_source", "generate_bank", "is_bank", "BANK_FILE", "MANIFEST_FILE", "FORMATS",
+           "CACHE_DIR"]
 
 BANK_FILE = "bank.json"
 MANIFEST_FILE = "manifest.csv"
 FORMATS = ("flac", "wav", "hf")
+CACHE_DIR = ".tensors"  # <bank>/.tensors/<content key>/<label>.npy
 SPEAKER = "ganaug"  # spk_id of synthetic clips in manifests
 
 
@@ -47,14 +54,16 @@ class SyntheticBank:
     Args:
         path: a bank folder (``ganaug generate`` output, a SpeechBrain CSV with ``wav`` and
             ``label`` columns, or a saved HF dataset with ``audio`` and ``label`` columns).
-        mmap: keep each label's clips in ``<path>/.tensors/<label>.npy`` and map it (shared by
-            DataLoader workers, decoded once); ``False`` decodes into RAM.
+        mmap: keep each label's clips in ``<path>/.tensors/<key>/<label>.npy`` and map it (shared
+            by DataLoader workers, decoded once); ``False`` decodes into RAM. ``<key>`` hashes the
+            bank's index files (bank.json, manifest.csv or the HF dataset's state), so clips
+            regenerated into the same folder never meet the cache of the old ones.
 
     Tensors load lazily, per label, once per process; pickling drops them (paths travel).
     """
 
     def __init__(self, path, mmap: bool = True):
-        self.path = Path(path)
+        self.path = Path(path).absolute()  # a relative bank stays right after a chdir, and never doubles
         if not self.path.is_dir():
             raise FileNotFoundError(f"bank={str(path)!r}: no such folder; create one with "
                                     f"`ganaug generate CKPT --per-label N --out {path}`")
@@ -114,14 +123,26 @@ class SyntheticBank:
     def counts(self) -> dict[str, int]:
         return {name: len(self._files.get(name, [])) for name in self.label_names}
 
-    def fingerprint(self) -> str:
-        import hashlib
+    def _index_files(self) -> list[Path]:
+        names = [BANK_FILE, MANIFEST_FILE] if self.format == "csv" else [BANK_FILE, "dataset_info.json", "state.json"]
+        return [self.path / n for n in names if (self.path / n).is_file()]
 
-        h = hashlib.sha1(json.dumps(self.meta, sort_keys=True, default=str).encode())
-        index = self.path / (MANIFEST_FILE if self.format == "csv" else "dataset_info.json")
-        st = os.stat(index)
-        h.update(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.counts()}".encode())
+    def content_key(self) -> str:
+        """Hash of the bank's index files: changes whenever ``ganaug generate`` rewrites the bank."""
+        h = hashlib.sha1()
+        for f in self._index_files():
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
         return h.hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(f"{self.path}|{self.content_key()}".encode()).hexdigest()[:16]
+
+    def filter_config(self) -> dict:
+        """The generator config part that finds the default label filter (stored by ``ganaug generate``)."""
+        if not self.meta.get("generator"):
+            raise ValueError(f"{self.path / BANK_FILE}: holds no generator config (an older or hand-made bank); "
+                             f"pass filter_classifier=DIR")
+        return dict(self.meta["generator"])
 
     def _decode(self, label: str) -> np.ndarray:
         if self.format == "csv":
@@ -143,7 +164,7 @@ class SyntheticBank:
             raise ValueError(f"label {label!r} is not in the bank {self.path}; it holds {self.label_names}")
         tensor = self._tensors.get(label)
         if tensor is None:
-            cache = self.path / ".tensors" / f"{label}.npy"
+            cache = self._cache_folder() / f"{label}.npy"
             if self.mmap and not cache.is_file():
                 def write(tmp):
                     with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
@@ -160,6 +181,15 @@ class SyntheticBank:
             self._tensors[label] = tensor
         return tensor
 
+    def _cache_folder(self) -> Path:
+        root = self.path / CACHE_DIR
+        key = self.content_key()
+        if root.is_dir():  # caches of earlier contents of this folder: never served, so removed
+            for old in root.iterdir():
+                if old.name != key:
+                    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        return root / key
+
     def draw(self, label: str, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` clips of ``label`` drawn uniformly with replacement."""
         clips = self.clips(label)
@@ -175,8 +205,31 @@ class SyntheticBank:
         out = torch.stack(rows) if rows else torch.empty(0, int(self.num_samples or 0))
         return out if device is None else out.to(device)
 
+    def sample(self, names, seeds, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(clips, accepted)``: :meth:`generate` and an all-True mask (a bank is filtered when written)."""
+        clips = self.generate(names, seeds, device)
+        return clips, torch.ones(clips.shape[0], dtype=torch.bool)
+
     def __repr__(self) -> str:
         return f"SyntheticBank({str(self.path)!r}, {len(self)} clips, labels={self.label_names}, {self.sample_rate} Hz)"
+
+
+# -- the one way to open a source ------------------------------------------------------------
+def make_source(ckpt=None, bank=None, min_confidence=None, filter_classifier=None, max_attempts: int = MAX_ATTEMPTS):
+    """The source of a GanAugment / GanMixDataset / TSTR run: a :class:`GeneratorSource`, or a
+    :class:`SyntheticBank` when ``bank`` is given or ``ckpt`` is one; wrapped in a
+    :class:`~ganaug.augment.source.FilteredSource` when ``min_confidence`` is set."""
+    if bank is not None:
+        source = bank if isinstance(bank, SyntheticBank) else SyntheticBank(bank)
+    elif isinstance(ckpt, (SyntheticBank, GeneratorSource, FilteredSource)):
+        source = ckpt
+    elif ckpt is None:
+        raise ValueError("give ckpt= (a checkpoint directory, a per-keyword run folder or {label: dir}) or bank=")
+    elif isinstance(ckpt, (str, os.PathLike)) and is_bank(ckpt) and not is_checkpoint(ckpt):
+        source = SyntheticBank(ckpt)
+    else:
+        source = GeneratorSource(ckpt)
+    return with_filter(source, min_confidence, filter_classifier, max_attempts)
 
 
 # -- writing a bank ------------------------------------------------------------------------------
@@ -187,55 +240,81 @@ def _audio_bytes(clip: np.ndarray, sample_rate: int, fmt: str) -> bytes:
 
 
 def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: int = 64, device=None,
-                  seed: int = 0, labels=None, progress: bool = True) -> SyntheticBank:
+                  seed: int = 0, labels=None, progress: bool = True, min_confidence=None, filter_classifier=None,
+                  max_attempts: int = MAX_ATTEMPTS) -> SyntheticBank:
     """Generate ``per_label`` clips of every label of ``ckpt`` into the bank folder ``out``.
 
-    Clip ``i`` of label ``y`` is a pure function of ``(seed, y, i)``: the batch size and the
-    device change speed, not content (up to float rounding across devices).
+    Clip ``i`` of label ``y`` is a pure function of ``(seed, y, i)`` (and of the filter): the
+    batch size and the device change speed, not content (up to float rounding across devices).
+
+    With ``min_confidence`` (see :func:`~ganaug.augment.source.with_filter`), clip ``i`` is the
+    first of up to ``max_attempts`` tries the filter accepts; a row with none is left out, so a
+    label may hold fewer than ``per_label`` clips. ``bank.json`` stores ``acceptance`` (accepted
+    share of every clip tried, per label) and ``empty_labels``. Labels with no clip at all get a
+    warning naming them and are left out of the bank; if no label has any clip, nothing is
+    written and a ValueError says what to do.
     """
     if format not in FORMATS:
         raise ValueError(f"format={format!r}: choose one of {FORMATS}")
-    if isinstance(per_label, bool) or int(per_label) < 1:
-        raise ValueError(f"per_label={per_label!r}: give a positive number of clips per label")
-    if int(batch_size) < 1:
+    if isinstance(per_label, bool) or not isinstance(per_label, int) or per_label < 1:
+        raise ValueError(f"per_label={per_label!r}: give a positive number of clips per label (e.g. --per-label 100)")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be a positive number of clips")
-    source = make_source(ckpt)
-    if isinstance(source, SyntheticBank):
+    source = make_source(ckpt, min_confidence=min_confidence, filter_classifier=filter_classifier,
+                         max_attempts=max_attempts)
+    base = source.source if isinstance(source, FilteredSource) else source
+    if isinstance(base, SyntheticBank):
         raise ValueError(f"ckpt={str(ckpt)!r} is already a bank; give a checkpoint directory")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     labels = list(source.label_names if labels is None else labels)
+    base.check_names(labels)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rate, ext = source.sample_rate, ("flac" if format == "hf" else format)
     rows = []  # (id, label, clip bytes or path, num_samples)
+    kept = {label: 0 for label in labels}
     bar = tqdm(total=per_label * len(labels), desc="generate", unit="clip", disable=not progress)
     for label in labels:
         for start in range(0, per_label, batch_size):
             stop = min(per_label, start + batch_size)
             seeds = [mix_seed(seed, label, i) for i in range(start, stop)]
-            clips = source.generate([label] * len(seeds), seeds, device).cpu().numpy()
-            for i, clip in zip(range(start, stop), clips):
+            clips, accepted = source.sample([label] * len(seeds), seeds, device)
+            for i, clip, ok in zip(range(start, stop), clips.cpu().numpy(), accepted.tolist()):
+                if not ok:
+                    continue
+                kept[label] += 1
                 uid = f"{label}_{i:06d}"
                 if format == "hf":
                     rows.append((uid, label, _audio_bytes(clip, rate, ext), clip.shape[-1]))
                 else:
                     path = out / label / f"{uid}.{ext}"
-                    path.parent.mkdir(exist_ok=True)
+                    path.parent.mkdir(parents=True, exist_ok=True)
                     atomic_write(path, lambda tmp, c=clip: sf.write(tmp, c, rate, format=ext.upper(), subtype="PCM_16"))
                     rows.append((uid, label, f"$data_root/{label}/{uid}.{ext}", clip.shape[-1]))
             bar.update(len(seeds))
     bar.close()
+    acceptance = source.acceptance() if isinstance(source, FilteredSource) else None
+    empty = [label for label in labels if not kept[label]]
+    if not rows:
+        raise ValueError(f"no clip of labels {empty} reached min_confidence={source.filter.min_confidence} in "
+                         f"{max_attempts} tries per clip (acceptance {acceptance}); nothing was written to {out}. "
+                         f"Lower --min_confidence, train the generator longer, or check --filter_classifier")
+    if empty:
+        warnings.warn(f"labels {empty}: acceptance 0, no clip reached min_confidence={source.filter.min_confidence} "
+                      f"in {max_attempts} tries per clip; the bank {out} holds no clip of them. Lower "
+                      f"--min_confidence or train the generator longer to get them", UserWarning, stacklevel=2)
+    present = [label for label in labels if kept[label]]
+    out.mkdir(parents=True, exist_ok=True)
     if format == "hf":
         import datasets
 
         ds = datasets.Dataset.from_dict({
             "id": [r[0] for r in rows],
             "audio": [{"bytes": r[2], "path": f"{r[0]}.{ext}"} for r in rows],
-            "label": [labels.index(r[1]) for r in rows],
+            "label": [present.index(r[1]) for r in rows],
             "spk_id": [SPEAKER] * len(rows),
         })
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
-        ds = ds.cast_column("label", datasets.ClassLabel(names=labels))
+        ds = ds.cast_column("label", datasets.ClassLabel(names=present))
         ds.save_to_disk(str(out))
     else:
         def write(tmp):
@@ -248,17 +327,15 @@ def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: i
         atomic_write(out / MANIFEST_FILE, write)
     from ganaug import __version__
 
-    atomic_write_json(out / BANK_FILE, {
-        "format": format, "label_names": labels, "sample_rate": rate, "num_samples": source.num_samples,
-        "per_label": int(per_label), "seed": int(seed), "ckpt": str(ckpt), "ckpt_fingerprint": source.fingerprint(),
-        "ganaug_version": __version__,
-    })
+    meta = {
+        "format": format, "label_names": present, "sample_rate": rate, "num_samples": source.num_samples,
+        "per_label": int(per_label), "seed": int(seed), "ckpt": str(ckpt), "ckpt_fingerprint": base.fingerprint(),
+        "generator": base.filter_config(), "ganaug_version": __version__, "counts": kept,
+    }
+    if acceptance is not None:
+        meta.update(acceptance={label: round(acceptance.get(label, 0.0), 6) for label in labels}, empty_labels=empty,
+                    min_confidence=source.filter.min_confidence, max_attempts=int(max_attempts),
+                    filter_classifier=str(source.filter.path or "KWSClassifier"),
+                    filter_fingerprint=source.filter.fingerprint())
+    atomic_write_json(out / BANK_FILE, meta)
     return SyntheticBank(out)
-
-
-def generate_main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0) -> int:
-    """``ganaug generate CKPT --per-label N --out DIR [--format flac|wav|hf]``."""
-    bank = generate_bank(ckpt, out, per_label, format, batch_size, device, seed)
-    print(f"wrote {len(bank)} clips ({per_label} per label, {', '.join(bank.label_names)}) to {out}")
-    return 0
-

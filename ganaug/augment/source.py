@@ -1,27 +1,42 @@
-"""Where synthetic clips come from: generator checkpoints, matched to labels by name.
+"""The one generator source: load, sample, resample, fit length, filter.
 
-A *source* has ``label_names``, ``sample_rate``, ``num_samples``, ``fingerprint()`` and
-``generate(names, seeds, device=None) -> (n, num_samples)`` float32 in [-1, 1]: row ``i`` is a
-pure function of ``(names[i], seeds[i])``, whatever the batch around it. :class:`GeneratorSource`
-runs G; :class:`ganaug.augment.bank.SyntheticBank` draws pre-generated clips with the same call.
+A *source* has ``label_names``, ``sample_rate``, ``num_samples``, ``fingerprint()``,
+``generate(names, seeds, device=None) -> (n, num_samples)`` float32 in [-1, 1] and
+``sample(names, seeds, device=None) -> (clips, accepted)``: row ``i`` is a pure function of
+``(names[i], seeds[i])`` (and, filtered, of the filter and its threshold), whatever the batch
+around it. :class:`GeneratorSource` runs G; :class:`ganaug.augment.bank.SyntheticBank` draws
+pre-generated clips with the same calls; :class:`FilteredSource` wraps either with a
+label-consistency filter (rejection sampling). :func:`fit_clips` is the one resample/crop/pad
+policy and :func:`synthesize` the one "clips of these labels, seeded, at this rate and length"
+call that every user of generated audio (GanAugment, GanMixDataset, banks, TSTR, evaluate,
+report, listen) goes through.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import warnings
+from numbers import Integral, Real
 from pathlib import Path
 
 import torch
 
-from ganaug.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, find_checkpoints, is_checkpoint,
-                               load_generator, read_config)
+from ganaug.audio import fit_length, resample
+from ganaug.augment.filter import LabelFilter, check_min_confidence, default_filter_dir, filter_config
+from ganaug.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, find_checkpoints, load_generator,
+                               read_config)
 from ganaug.functional import sample_latents
 
-__all__ = ["GeneratorSource", "make_source", "row_generator", "mix_seed"]
+__all__ = ["GeneratorSource", "FilteredSource", "with_filter", "synthesize", "fit_clips", "check_ratio",
+           "label_names_of", "row_generator", "mix_seed", "attempt_seed", "MAX_SEED", "MAX_RATIO", "MAX_ATTEMPTS"]
 
 MAX_SEED = 2**62
+MAX_RATIO = 1000.0   # synthetic items per real item; more is a typo, not a request (it would fill the memory)
+MAX_ATTEMPTS = 8     # clips tried per filtered row before the row is given up
+WARN_AFTER = 32      # tries of a label with no accepted clip before the "acceptance 0" warning
 
 
 def mix_seed(*parts) -> int:
@@ -30,8 +45,76 @@ def mix_seed(*parts) -> int:
     return int.from_bytes(digest, "little") % MAX_SEED
 
 
+def attempt_seed(seed: int, attempt: int) -> int:
+    """Seed of the ``attempt``-th try of a filtered row (attempt 0 is the row's own seed, so an
+    accepted first clip is the unfiltered clip)."""
+    return int(seed) if attempt == 0 else mix_seed(seed, "attempt", attempt)
+
+
 def row_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
+
+
+def check_ratio(ratio, name: str = "ratio") -> float:
+    """``ratio`` as a float in [0, MAX_RATIO]; NaN, infinities, bools and huge values are one-line errors."""
+    if isinstance(ratio, bool) or not isinstance(ratio, Real) or not math.isfinite(ratio) or ratio < 0:
+        raise ValueError(f"{name}={ratio!r}: give the number of synthetic items per real item, a finite number >= 0 "
+                         f"(e.g. 0.5)")
+    if ratio > MAX_RATIO:
+        raise ValueError(f"{name}={ratio!r}: at most {MAX_RATIO:g} synthetic items per real item; for a purely "
+                         f"synthetic set write a bank with `ganaug generate CKPT --per-label N` instead")
+    return float(ratio)
+
+
+def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_samples: int) -> tuple[torch.Tensor, int]:
+    """Resample ``(n, time)`` clips to ``sample_rate`` and fit them to ``num_samples``: the one
+    length policy of every generated clip.
+
+    Longer clips are cropped around their centre (a keyword sits mid-clip; WaveGAN's 16384
+    samples lose 192 at each end for a 16000-sample batch). Shorter clips are zero-padded AT
+    THE END, so the audio is a prefix of the row: that is what the relative ``lengths`` of
+    SpeechBrain and the absolute lengths of HF collators describe (``valid / num_samples``),
+    and a centred clip would make those lengths lie. Returns the clips and ``valid``, the
+    number of samples of audio before padding.
+    """
+    clips = resample(clips, orig_sample_rate, sample_rate)
+    valid = min(clips.shape[-1], num_samples)
+    offset = "center" if clips.shape[-1] > num_samples else "start"
+    return fit_length(clips, num_samples, offset), valid
+
+
+def label_names_of(labels, label_names=None, batch_size: int | None = None) -> list[str]:
+    """Label names of a batch from names, or from indices (tensor or ints) plus ``label_names``."""
+    if isinstance(labels, str):
+        raise ValueError(f"labels={labels!r}: give one label per row (a list of names or a tensor of indices)")
+    if isinstance(labels, torch.Tensor):
+        if labels.is_floating_point() or labels.dim() > 2 or (labels.dim() == 2 and labels.shape[1] != 1):
+            raise ValueError(f"labels: expected integer indices of shape (batch,) or (batch, 1), got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        values = labels.reshape(-1).tolist()
+    else:
+        values = list(labels)
+    if batch_size is not None and len(values) != batch_size:
+        raise ValueError(f"labels has {len(values)} entries for a batch of {batch_size} rows; give one label per row")
+    if all(isinstance(v, str) for v in values):
+        return values
+    if label_names is None:
+        raise ValueError("labels are indices: pass label_names= (the dataset's label names, in index order) so they "
+                         "can be matched to the generator's labels by name")
+    names = list(getattr(label_names, "names", label_names))  # also a datasets.ClassLabel
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(v)
+            continue
+        if isinstance(v, bool) or not isinstance(v, Integral):
+            raise ValueError(f"label {v!r} is not a label index: labels are names or whole-number indices into "
+                             f"label_names (a float like 0.7 is not rounded to a class)")
+        if not 0 <= int(v) < len(names):
+            raise ValueError(f"label index {int(v)} is outside label_names (0..{len(names) - 1}: {names})")
+        else:
+            out.append(str(names[int(v)]))
+    return out
 
 
 class GeneratorSource:
@@ -40,19 +123,21 @@ class GeneratorSource:
     Args:
         ckpt: a conditional checkpoint directory, a per-keyword run folder (``<run>/<label>/``),
             or ``{label: checkpoint_dir}``.
+        unconditional: accept one unconditional checkpoint (``label_names == []``; rows are asked
+            for with the name ``None``). For metrics and listening pages; augmentation needs labels.
 
     Configs are read (and checked) at once; weights load on first use, once per process: a
     pickled source (e.g. sent to a DataLoader worker) carries paths, never weights.
     """
 
-    def __init__(self, ckpt):
+    def __init__(self, ckpt, unconditional: bool = False):
         if isinstance(ckpt, dict):
             if not ckpt:
                 raise ValueError("ckpt={}: give at least one {label: checkpoint_dir} entry")
-            entries = {str(label): Path(path) for label, path in ckpt.items()}
+            entries = {str(label): Path(path).absolute() for label, path in ckpt.items()}
             self.kind = "per_label"
         elif isinstance(ckpt, (str, os.PathLike)):
-            path = Path(ckpt)
+            path = Path(ckpt).absolute()
             if not path.is_dir():
                 raise CheckpointError(f"ckpt={str(ckpt)!r}: no such directory; give a checkpoint directory written "
                                       f"by `ganaug train`, a per-keyword run folder, or {{label: dir}}")
@@ -66,7 +151,7 @@ class GeneratorSource:
         else:
             raise TypeError(f"ckpt={ckpt!r}: expected a checkpoint directory (str or Path) or {{label: dir}}, "
                             f"got {type(ckpt).__name__}")
-        self.entries: dict[str, tuple[Path, int | None]] = {}  # label -> (dir, index in G or None)
+        self.entries: dict = {}  # label -> (dir, index in G or None); None -> an unconditional G
         configs = {}
         for label, path in entries.items():
             config = read_config(path)
@@ -75,11 +160,14 @@ class GeneratorSource:
                                       f"(copy the whole directory written by `ganaug train`)")
             configs[str(path)] = config
             names = config.get("label_names")
-            if label is None:  # one conditional checkpoint
-                if not names:
+            if label is None and not names:  # one unconditional checkpoint
+                if not unconditional:
                     raise CheckpointError(
                         f"{path}: an unconditional generator cannot make clips of a given label; pass "
                         f"{{label: dir}} of per-keyword checkpoints, or train a conditional one")
+                self.kind = "unconditional"
+                self.entries[None] = (path, None)
+            elif label is None:  # one conditional checkpoint
                 for i, name in enumerate(names):
                     self.entries[str(name)] = (path, i)
             elif names is None:
@@ -95,7 +183,7 @@ class GeneratorSource:
                                   f"use generators trained at one rate and length")
         self.sample_rate, self.num_samples = (int(v) for v in rates.pop())
         self.configs = configs
-        self.label_names = list(self.entries)
+        self.label_names = [n for n in self.entries if n is not None]
         self._models: dict[str, torch.nn.Module] = {}
 
     # -- pickling: paths travel, weights do not --------------------------------------------
@@ -113,11 +201,22 @@ class GeneratorSource:
             h.update(json.dumps(self.configs[str(path)], sort_keys=True).encode())
         return h.hexdigest()[:16]
 
+    def filter_config(self) -> dict:
+        """What the default label filter is found from (see :func:`default_filter_dir`)."""
+        config = filter_config(next(iter(self.configs.values())))
+        if self.kind == "per_label" and len(self.configs) > 1 and not config["label_names"]:
+            config["label_names"] = self.label_names
+        return config
+
     def load(self, device=None) -> "GeneratorSource":
         """Load every generator now (to surface a bad checkpoint early) onto ``device``."""
         for path, _ in self.entries.values():
             self._model(path, device)
         return self
+
+    def model(self, name=None) -> torch.nn.Module:
+        """The generator module that makes clips of ``name`` (``None``: an unconditional one)."""
+        return self._model(self.entries[name][0], None)
 
     def _model(self, path: Path, device) -> torch.nn.Module:
         model = self._models.get(str(path))
@@ -127,14 +226,18 @@ class GeneratorSource:
             model.to(device)
         return model
 
+    def check_names(self, names) -> None:
+        unknown = sorted({str(n) for n in names if n not in self.entries})
+        if unknown:
+            raise ValueError(f"labels {unknown} are not known to this generator; it knows "
+                             f"{self.label_names or 'no labels (it is unconditional: ask for None)'}")
+
     def generate(self, names, seeds, device=None) -> torch.Tensor:
         """``(len(names), num_samples)`` float32 clips on ``device``; row i depends only on (names[i], seeds[i])."""
         names, seeds = list(names), [int(s) for s in seeds]
         if len(names) != len(seeds):
             raise ValueError(f"got {len(names)} names and {len(seeds)} seeds; give one seed per clip")
-        unknown = sorted({n for n in names if n not in self.entries})
-        if unknown:
-            raise ValueError(f"labels {unknown} are not known to this generator; it knows {self.label_names}")
+        self.check_names(names)
         groups: dict[str, list[int]] = {}
         for row, name in enumerate(names):
             groups.setdefault(str(self.entries[name][0]), []).append(row)
@@ -153,17 +256,148 @@ class GeneratorSource:
             return torch.empty(0, self.num_samples, device=device)
         return out if device is None else out.to(device)
 
+    def sample(self, names, seeds, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(clips, accepted)``: :meth:`generate` and an all-True ``(n,)`` mask (no filter)."""
+        clips = self.generate(names, seeds, device)
+        return clips, torch.ones(clips.shape[0], dtype=torch.bool)
 
-def make_source(ckpt=None, bank=None):
-    """A :class:`GeneratorSource`, or a :class:`SyntheticBank` when ``bank`` is given or ``ckpt`` is one."""
-    from ganaug.augment.bank import SyntheticBank, is_bank
 
-    if bank is not None:
-        return bank if isinstance(bank, SyntheticBank) else SyntheticBank(bank)
-    if isinstance(ckpt, (SyntheticBank, GeneratorSource)):
-        return ckpt
-    if ckpt is None:
-        raise ValueError("give ckpt= (a checkpoint directory, a per-keyword run folder or {label: dir}) or bank=")
-    if isinstance(ckpt, (str, os.PathLike)) and is_bank(ckpt) and not is_checkpoint(ckpt):
-        return SyntheticBank(ckpt)
-    return GeneratorSource(ckpt)
+class FilteredSource:
+    """A source whose clips a :class:`LabelFilter` accepts: rejection sampling, row by row.
+
+    Row ``i`` tries the seeds ``attempt_seed(seeds[i], k)`` for ``k = 0 .. max_attempts - 1`` and
+    keeps the first clip the filter accepts, so it is a pure function of (label, seed, filter,
+    threshold, max_attempts). A row none of whose tries is accepted is returned with
+    ``accepted=False`` (callers keep the real row or drop it). :meth:`acceptance` gives the
+    accepted share of every clip tried, per label, in this process; a label none of whose first
+    ``WARN_AFTER`` tries is accepted gives one warning naming it.
+    """
+
+    def __init__(self, source, label_filter: LabelFilter, max_attempts: int = MAX_ATTEMPTS):
+        if isinstance(max_attempts, bool) or int(max_attempts) != max_attempts or max_attempts < 1:
+            raise ValueError(f"max_attempts={max_attempts!r}: give a positive number of clips to try per row")
+        self.source, self.filter, self.max_attempts = source, label_filter, int(max_attempts)
+        self.label_names = list(source.label_names)
+        self.sample_rate, self.num_samples = source.sample_rate, source.num_samples
+        label_filter.check_labels(self.label_names)
+        self.tried: dict[str, int] = {}
+        self.accepted: dict[str, int] = {}
+        self._warned: set[str] = set()
+
+    def __getattr__(self, name):  # load(), model(), check_names(), configs, path ... of the wrapped source
+        if name.startswith("__") or name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def __getstate__(self):  # settings travel, counters do not (a stable pickle: HF map's cache key)
+        return {**self.__dict__, "tried": {}, "accepted": {}, "_warned": set()}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def fingerprint(self) -> str:
+        key = f"{self.source.fingerprint()}|{self.filter.fingerprint()}|{self.max_attempts}"
+        return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def generate(self, names, seeds, device=None) -> torch.Tensor:
+        """Unfiltered clips (the wrapped source's): the filter acts in :meth:`sample`."""
+        return self.source.generate(names, seeds, device)
+
+    def sample(self, names, seeds, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        names, seeds = list(names), [int(s) for s in seeds]
+        clips = self.source.generate(names, seeds, device)
+        ok = torch.zeros(len(names), dtype=torch.bool)
+        pending = list(range(len(names)))
+        for attempt in range(self.max_attempts):
+            if not pending:
+                break
+            if attempt:
+                tries = self.source.generate([names[r] for r in pending],
+                                             [attempt_seed(seeds[r], attempt) for r in pending], device)
+            else:
+                tries = clips
+            verdict = self.filter.accept(tries, [names[r] for r in pending], self.sample_rate)
+            for k, r in enumerate(pending):
+                self.tried[names[r]] = self.tried.get(names[r], 0) + 1
+                if verdict[k]:
+                    self.accepted[names[r]] = self.accepted.get(names[r], 0) + 1
+                    ok[r] = True
+                    if attempt:
+                        clips[r] = tries[k]
+            pending = [r for r in pending if not ok[r]]
+        self._warn_empty()
+        return clips, ok
+
+    def acceptance(self) -> dict[str, float]:
+        """``{label: accepted clips / clips tried}`` over the labels tried so far."""
+        return {name: self.accepted.get(name, 0) / n for name, n in self.tried.items() if n}
+
+    def _warn_empty(self) -> None:
+        empty = sorted(n for n, t in self.tried.items()
+                       if t >= WARN_AFTER and not self.accepted.get(n) and n not in self._warned)
+        if empty:
+            self._warned.update(empty)
+            warnings.warn(f"labels {empty}: none of {WARN_AFTER}+ synthetic clips each reached "
+                          f"min_confidence={self.filter.min_confidence} under {self.filter}; their rows stay real. "
+                          f"Lower min_confidence, train the generator longer, or leave these labels out",
+                          UserWarning, stacklevel=3)
+
+
+def with_filter(source, min_confidence=None, filter_classifier=None, max_attempts: int = MAX_ATTEMPTS,
+                device=None):
+    """``source`` itself when ``min_confidence`` is None/0, else a :class:`FilteredSource`.
+
+    ``filter_classifier``: a classifier folder or a KWSClassifier; ``None`` takes the generator's
+    default filter (:func:`default_filter_dir` of its config), which must exist already
+    (``ganaug generate --min_confidence`` trains it when missing).
+    """
+    threshold = check_min_confidence(min_confidence)
+    if threshold is None:
+        return source
+    if isinstance(source, FilteredSource):
+        source = source.source
+    if filter_classifier is None or filter_classifier == "":
+        if not hasattr(source, "filter_config"):
+            raise ValueError(f"{source!r} cannot name its default filter: pass filter_classifier=DIR")
+        folder = default_filter_dir(source.filter_config())
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"min_confidence={threshold}: the generator's filter classifier {folder} does not exist yet; train it "
+                f"with `ganaug generate CKPT --per-label 1 --out /tmp/probe --min_confidence {threshold}` (or "
+                f"ganaug.kws.reference.ensure_reference_for(config)), or pass filter_classifier=DIR")
+        filter_classifier = folder
+    return FilteredSource(source, LabelFilter(filter_classifier, threshold, device), max_attempts)
+
+
+def synthesize(source, names, seed: int = 0, sample_rate: int | None = None, num_samples: int | None = None,
+               device=None, batch_size: int = 64, keep_rejected: bool = False) -> tuple[torch.Tensor, list, torch.Tensor]:
+    """Clips of the labels ``names`` (one row per entry; ``None`` for an unconditional source).
+
+    The ``j``-th clip of label ``y`` in ``names`` is made from ``mix_seed(seed, y, j)`` (the
+    seeds ``ganaug generate`` uses, so a bank's clip ``j`` is the same clip), resampled and fit
+    to ``(sample_rate, num_samples)`` (default: the source's) by :func:`fit_clips`.
+
+    Returns ``(clips (n', num_samples) float32 on the CPU, their names, accepted (n,) bool)``:
+    with a filtered source, rows no try of which was accepted are dropped (``n' <= n``), or kept
+    when ``keep_rejected``.
+    """
+    names = list(names)
+    rate = int(sample_rate or source.sample_rate)
+    length = int(num_samples or source.num_samples)
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size={batch_size!r}: must be a positive number of clips")
+    seen: dict = {}
+    seeds = []
+    for name in names:
+        seeds.append(mix_seed(seed, "" if name is None else name, seen.get(name, 0)))
+        seen[name] = seen.get(name, 0) + 1
+    out = torch.empty(len(names), length)
+    ok = torch.ones(len(names), dtype=torch.bool)
+    for start in range(0, len(names), int(batch_size)):
+        stop = min(len(names), start + int(batch_size))
+        clips, accepted = source.sample(names[start:stop], seeds[start:stop], device)
+        out[start:stop] = fit_clips(clips.float().cpu(), source.sample_rate, rate, length)[0]
+        ok[start:stop] = accepted
+    if keep_rejected:
+        return out, names, ok
+    return out[ok], [n for n, a in zip(names, ok.tolist()) if a], ok

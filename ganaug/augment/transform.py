@@ -1,7 +1,7 @@
 """GanAugment: replace (or add) rows of a batch with synthetic clips of the same label.
 
-The work is done by stateless functions (:func:`draw_params`, :func:`fit_clips`,
-:func:`gan_augment`); :class:`GanAugment` is the thin ``nn.Module`` that validates arguments,
+The work is done by stateless functions (:func:`draw_params`, :func:`gan_augment`, and the
+source's :func:`~ganaug.augment.source.fit_clips`); :class:`GanAugment` is the thin ``nn.Module`` that validates arguments,
 owns the source and passes through in ``eval()``.
 """
 
@@ -12,10 +12,10 @@ from numbers import Real
 import torch
 from torch import nn
 
-from ganaug.audio import fit_length, resample
-from ganaug.augment.source import MAX_SEED, make_source
+from ganaug.augment.bank import make_source
+from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, label_names_of
 
-__all__ = ["GanAugment", "draw_params", "fit_clips", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
+__all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
 
 MODES = ("replace", "append")
 UNKNOWN_LABELS = ("error", "keep")
@@ -30,50 +30,12 @@ def draw_params(batch_size: int, p: float, generator: torch.Generator | None = N
     return {"mask": mask.cpu(), "seeds": seeds.cpu()}
 
 
-def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_samples: int) -> tuple[torch.Tensor, int]:
-    """Resample ``(n, time)`` clips and crop (centre) or zero-pad (at the end) them to
-    ``num_samples``; returns the clips and the length of their audio before padding."""
-    clips = resample(clips, orig_sample_rate, sample_rate)
-    valid = min(clips.shape[-1], num_samples)
-    offset = "center" if clips.shape[-1] > num_samples else "start"
-    return fit_length(clips, num_samples, offset), valid
-
-
-def label_names_of(labels, label_names=None, batch_size: int | None = None) -> list[str]:
-    """Label names of a batch from names, or from indices (tensor or ints) plus ``label_names``."""
-    if isinstance(labels, str):
-        raise ValueError(f"labels={labels!r}: give one label per row (a list of names or a tensor of indices)")
-    if isinstance(labels, torch.Tensor):
-        if labels.is_floating_point() or labels.dim() > 2 or (labels.dim() == 2 and labels.shape[1] != 1):
-            raise ValueError(f"labels: expected integer indices of shape (batch,) or (batch, 1), got "
-                             f"{labels.dtype} {tuple(labels.shape)}")
-        values = labels.reshape(-1).tolist()
-    else:
-        values = list(labels)
-    if batch_size is not None and len(values) != batch_size:
-        raise ValueError(f"labels has {len(values)} entries for a batch of {batch_size} rows; give one label per row")
-    if all(isinstance(v, str) for v in values):
-        return values
-    if label_names is None:
-        raise ValueError("labels are indices: pass label_names= (the dataset's label names, in index order) so they "
-                         "can be matched to the generator's labels by name")
-    names = list(getattr(label_names, "names", label_names))  # also a datasets.ClassLabel
-    out = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(v)
-        elif not 0 <= int(v) < len(names):
-            raise ValueError(f"label index {int(v)} is outside label_names (0..{len(names) - 1}: {names})")
-        else:
-            out.append(str(names[int(v)]))
-    return out
-
-
 def gan_augment(wavs, names, source, params, mode="replace", lengths=None, sample_rate=None, known=None, device=None):
     """Apply frozen ``params`` (see :func:`draw_params`) to ``wavs`` ``(batch, time)``.
 
     Returns ``(wavs, lengths, rows)``: ``rows`` are the batch rows that got a synthetic clip
-    (replaced in place of a copy, or appended after the batch in that order).
+    (replaced in place of a copy, or appended after the batch in that order); with a filtered
+    source, rows none of whose tries the filter accepted are left out of ``rows``.
     """
     mask = params["mask"].clone()
     if known is not None:
@@ -82,7 +44,11 @@ def gan_augment(wavs, names, source, params, mode="replace", lengths=None, sampl
     if rows.numel() == 0:
         return wavs, lengths, rows
     work_device = device if device is not None else wavs.device
-    clips = source.generate([names[r] for r in rows.tolist()], params["seeds"][rows].tolist(), work_device)
+    clips, accepted = source.sample([names[r] for r in rows.tolist()], params["seeds"][rows].tolist(), work_device)
+    if not bool(accepted.all()):  # a filtered source gave up on these rows: they stay real
+        rows, clips = rows[accepted], clips[accepted.to(clips.device)]
+        if rows.numel() == 0:
+            return wavs, lengths, rows
     clips, valid = fit_clips(clips, source.sample_rate, sample_rate or source.sample_rate, wavs.shape[-1])
     clips = clips.to(device=wavs.device, dtype=wavs.dtype)
     new_lens = None
@@ -131,16 +97,23 @@ class GanAugment(nn.Module):
         unknown_labels: ``"error"`` (a label G does not know raises) or ``"keep"`` (such rows pass through).
         sample_rate: rate of the batches (default: the generator's); synthetic clips are resampled to it.
         label_names: the dataset's label names in index order, for labels given as indices.
+        min_confidence: label-consistency filter (None/0: off): a row gets a synthetic clip only
+            if a classifier gives the row's label a posterior >= this; up to ``max_attempts``
+            clips are tried per row, and a row with none accepted stays real (not appended).
+        filter_classifier: the filter's classifier folder or module (None: the generator's
+            default, see :func:`ganaug.augment.filter.default_filter_dir`).
 
-    Labels are matched by *name*. Synthetic clips are cropped (centre) or zero-padded (at the
-    end) to the batch's length and cast to its dtype and device. In ``eval()`` and at ``p=0``
-    input passes through unchanged. A seeded ``generator=`` makes a call repeatable; the random
+    Labels are matched by *name*. Synthetic clips are fit to the batch's length by
+    :func:`~ganaug.augment.source.fit_clips` (crop around the centre, zero-pad at the end) and
+    cast to its dtype and device. In ``eval()`` and at ``p=0`` input passes through unchanged,
+    whatever its labels (even ones the generator does not know). A seeded ``generator=`` makes a call repeatable; the random
     choices come from :meth:`draw_params` and can be frozen with ``params=``. G is not a
     submodule: its weights stay out of ``state_dict()`` and optimizers.
     """
 
     def __init__(self, ckpt=None, p: float = 0.5, mode: str = "replace", device=None, bank=None,
-                 unknown_labels: str = "error", sample_rate: int | None = None, label_names=None):
+                 unknown_labels: str = "error", sample_rate: int | None = None, label_names=None,
+                 min_confidence=None, filter_classifier=None, max_attempts: int = MAX_ATTEMPTS):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p={p!r}: must be a probability in [0, 1] (e.g. p=0.5)")
@@ -155,7 +128,7 @@ class GanAugment(nn.Module):
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"device={device!r}: not a torch device; use 'cpu', 'cuda', 'cuda:0' or None") from err
         self.p, self.mode, self.unknown_labels = float(p), mode, unknown_labels
-        self.source = make_source(ckpt, bank)
+        self.source = make_source(ckpt, bank, min_confidence, filter_classifier, max_attempts)
         if hasattr(self.source, "load") and self.p > 0:
             self.source.load(self.device)  # a damaged checkpoint fails here, not mid-epoch
         self.sample_rate = int(sample_rate) if sample_rate is not None else self.source.sample_rate
@@ -169,7 +142,7 @@ class GanAugment(nn.Module):
     def draw_params(self, batch_size: int, generator: torch.Generator | None = None) -> dict:
         return draw_params(batch_size, self.p, generator)
 
-    def _check(self, wavs, labels, label_names):
+    def _check_wavs(self, wavs) -> None:
         if not isinstance(wavs, torch.Tensor):
             raise TypeError(f"wavs: expected a float tensor (batch, time), got {type(wavs).__name__}")
         if not wavs.is_floating_point():
@@ -178,6 +151,8 @@ class GanAugment(nn.Module):
         if wavs.dim() != 2:
             raise ValueError(f"wavs has shape {tuple(wavs.shape)}: expected (batch, time); squeeze the channel "
                              f"dimension of mono audio with wavs.squeeze(1)")
+
+    def _check(self, wavs, labels, label_names):
         names = label_names_of(labels, label_names if label_names is not None else self.label_names, wavs.shape[0])
         known = [n in self.source.label_names for n in names]
         if not all(known) and self.unknown_labels == "error":
@@ -198,13 +173,14 @@ class GanAugment(nn.Module):
         mode = self.mode if mode is None else mode
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: choose one of {MODES}")
-        names, known = self._check(wavs, labels, label_names)
+        self._check_wavs(wavs)
         if lengths is not None and (not isinstance(lengths, torch.Tensor) or lengths.shape != (wavs.shape[0],)):
             raise ValueError(f"lengths: expected a tensor of shape ({wavs.shape[0]},), one length per row")
         if mode == "append" and lengths is None:
             lengths = torch.ones(wavs.shape[0], device=wavs.device)
-        if not self.training or (self.p == 0 and params is None):
+        if not self.training or (self.p == 0 and params is None):  # identity: labels are not even read
             return (wavs, labels) if lengths is None else (wavs, lengths, labels)
+        names, known = self._check(wavs, labels, label_names)
         params = self.draw_params(wavs.shape[0], generator) if params is None else params
         out, out_lengths, rows = gan_augment(wavs, names, self.source, params, mode, lengths,
                                              sample_rate or self.sample_rate, known, self.device)
@@ -215,19 +191,17 @@ class GanAugment(nn.Module):
     # -- HuggingFace datasets -----------------------------------------------------------------
     def hf_map(self, ratio: float = 0.5, **kwargs):
         """A function for ``Dataset.map(batched=True)`` that adds ``ratio`` synthetic rows per row
-        (see :func:`ganaug.integrations.hf.hf_map`)."""
-        from ganaug.integrations.hf import hf_map
+        (see :class:`ganaug.augment.hf_rows.HFMap`)."""
+        from ganaug.augment.hf_rows import HFMap
 
-        return hf_map(self, ratio=ratio, **kwargs)
+        return HFMap(self, ratio=ratio, **kwargs)
 
     def hf_transform(self, p: float | None = None, **kwargs):
         """A function for ``Dataset.with_transform``: fresh synthetic rows at every access
-        (see :func:`ganaug.integrations.hf.hf_transform`)."""
-        from ganaug.integrations.hf import hf_transform
+        (see :class:`ganaug.augment.hf_rows.HFTransform`)."""
+        from ganaug.augment.hf_rows import HFTransform
 
-        return hf_transform(self, p=p, **kwargs)
-
-    with_transform = hf_transform
+        return HFTransform(self, p=p, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"p={self.p}, mode={self.mode!r}, labels={self.known_labels}, sample_rate={self.sample_rate}, "

@@ -6,6 +6,7 @@ YAML::
         ckpt: !ref <gan_ckpt>
         p: 0.5
         label_names: !ref <label_encoder>     # or a list; needed when labels are indices
+        min_confidence: 0.8                   # optional label-consistency filter (0/None: off)
 
 Standalone, in ``compute_forward``::
 
@@ -39,10 +40,11 @@ class GanAugment(_GanAugment):
     """
 
     def __init__(self, ckpt=None, p=0.5, mode="replace", device=None, bank=None, unknown_labels="error",
-                 sample_rate=None, label_names=None):
+                 sample_rate=None, label_names=None, min_confidence=None, filter_classifier=None):
         encoder = label_names if hasattr(label_names, "ind2lab") else None
         super().__init__(ckpt, p, mode, device, bank, unknown_labels, sample_rate,
-                         None if encoder is not None else label_names)
+                         None if encoder is not None else label_names, min_confidence=min_confidence,
+                         filter_classifier=filter_classifier)
         self.label_encoder = encoder
         self._pending = None
 

@@ -102,35 +102,31 @@ def write_noise_csv(noise_folder, csv_path) -> int:
 
 
 def synthesize(gan_ckpt, label_names, per_label: int, sample_rate: int, num_samples: int,
-               seed: int = 0, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+               seed: int = 0, device="cpu", min_confidence=None, filter_classifier=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_label`` generated clips of every label (TSTR training set), at the run's rate and length.
 
     ``gan_ckpt`` is a conditional checkpoint directory or a per-keyword run folder
-    (``<folder>/<label>/``). A label the generator does not know is an error.
+    (``<folder>/<label>/``). A label the generator does not know is an error. Clips come from
+    the one generator source (:func:`ganaug.augment.source.synthesize`: clip ``j`` of a label is
+    the bank's clip ``j`` of ``ganaug generate --seed``); with ``min_confidence`` only clips the
+    label filter accepts are kept, so a label may get fewer (a label with none is an error).
     """
-    from ganaug.audio import fit_length, resample
-    from ganaug.checkpoint import find_checkpoints, is_checkpoint, load_generator
+    from ganaug.augment import make_source, synthesize as synthesize_clips
+    from ganaug.checkpoint import CheckpointError
 
-    gan_ckpt = Path(gan_ckpt)
-    per_keyword = {} if is_checkpoint(gan_ckpt) else find_checkpoints(gan_ckpt)
-    conditional = None if per_keyword else load_generator(gan_ckpt, device=device)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    wavs, labels = [], []
-    for index, name in enumerate(label_names):
-        if conditional is not None:
-            if not conditional.label_names or name not in conditional.label_names:
-                raise HparamsError(f"gan_ckpt={gan_ckpt}: the generator knows labels {conditional.label_names}, not {name!r}")
-            G, cond = conditional, [name] * per_label
-        else:
-            if name not in per_keyword:
-                raise HparamsError(f"gan_ckpt={gan_ckpt}: no checkpoint for {name!r} (has {sorted(per_keyword)})")
-            G, cond = load_generator(per_keyword[name], device=device), None
-        clips = G.sample(per_label, labels=cond, generator=gen).float().cpu()
-        if G.sample_rate != sample_rate:
-            clips = resample(clips, G.sample_rate, sample_rate)
-        wavs.append(fit_length(clips, num_samples))
-        labels.append(torch.full((per_label,), index, dtype=torch.long))
-    return torch.cat(wavs), torch.cat(labels)
+    names = [name for name in label_names for _ in range(int(per_label))]
+    try:
+        source = make_source(str(gan_ckpt), min_confidence=min_confidence, filter_classifier=filter_classifier or None)
+        source.check_names(label_names)
+        wavs, kept, _ = synthesize_clips(source, names, seed, sample_rate, num_samples, device)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        raise HparamsError(f"gan_ckpt={gan_ckpt}: {err}") from err
+    empty = sorted(set(label_names) - set(kept))
+    if empty:
+        raise HparamsError(f"gan_ckpt={gan_ckpt}: no synthetic clip of labels {empty} reached "
+                           f"min_confidence={min_confidence}; lower gan_min_confidence or train the generator longer")
+    labels = torch.tensor([list(label_names).index(name) for name in kept], dtype=torch.long)
+    return wavs, labels
 
 
 def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):

@@ -1,0 +1,61 @@
+"""``ganaug generate CKPT --per-label N --out DIR [--format flac|wav|hf] [--min_confidence C]
+[--filter_classifier DIR]``: write a synthetic bank.
+
+It lives at the kws floor because, with ``--min_confidence`` and no ``--filter_classifier``, the
+generator's default filter (the reference classifier of its TRAIN split) is trained here when
+missing, by :func:`ganaug.kws.reference.ensure_reference_for`. The bank itself is written by
+:func:`ganaug.augment.generate_bank`; this prints the per-label acceptance and warns about labels
+none of whose clips the filter accepted.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+from ganaug.augment.bank import generate_bank
+from ganaug.augment.filter import check_min_confidence, default_filter_dir
+from ganaug.augment.source import GeneratorSource
+from ganaug.checkpoint import CheckpointError
+
+__all__ = ["main", "filter_classifier_for"]
+
+
+def filter_classifier_for(ckpt, device=None) -> Path:
+    """The default filter of the generator(s) in ``ckpt``, trained first when it does not exist."""
+    source = GeneratorSource(ckpt)
+    config = source.filter_config()
+    folder = default_filter_dir(config)
+    if folder.is_dir():
+        return folder
+    from ganaug.kws.reference import ensure_reference_for  # contract 2 (clf); imported only when needed
+
+    print(f"training the filter classifier of {ckpt} (the reference classifier of its TRAIN split) into {folder}")
+    return Path(ensure_reference_for(next(iter(source.configs.values())), device=device))
+
+
+def main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0, min_confidence=None,
+         filter_classifier=None, labels=None, progress=True) -> int:
+    """Returns 0, or 2 after one line on stderr for a user error (nothing written in that case)."""
+    try:
+        threshold = check_min_confidence(min_confidence)
+        if threshold is not None and not filter_classifier:
+            filter_classifier = filter_classifier_for(ckpt, device)
+        if isinstance(labels, str):
+            labels = [s.strip() for s in labels.split(",") if s.strip()]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            bank = generate_bank(ckpt, out, per_label, format, batch_size, device, seed, labels=labels,
+                                 progress=progress, min_confidence=threshold, filter_classifier=filter_classifier or None)
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"ganaug generate: error: {err}", file=sys.stderr)
+        return 2
+    meta = bank.meta
+    print(f"wrote {len(bank)} clips ({', '.join(f'{k} {v}' for k, v in meta['counts'].items())}) to {out}")
+    if "acceptance" in meta:
+        print(f"acceptance at min_confidence={meta['min_confidence']} ({meta['filter_classifier']}): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in meta["acceptance"].items()))
+    for w in caught:
+        print(f"WARNING: {w.message}", file=sys.stderr)
+    return 0
