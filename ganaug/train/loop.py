@@ -169,7 +169,12 @@ def _train(G, D, wavs, labels, ckpt_dir, opts, device, dist, conditional, stop) 
     dist.broadcast_module(D)
     seed = opts.seed * 1_000_003 + dist.rank
     classifier = _default_classifier(opts, G) if opts.aux_weight and opts.aux == "frozen" else None
-    run = GanStep(G, D, opts, device, data, data_labels, opts.batch_size // dist.world_size, seed, dist, classifier)
+    try:
+        run = GanStep(G, D, opts, device, data, data_labels, opts.batch_size // dist.world_size, seed, dist, classifier)
+    except ValueError as err:   # an option that cannot work here: one line, named (ganaug train exits 2)
+        from ganaug.hparams import HparamsError
+
+        raise HparamsError(str(err)) from err
     for module in run.extra_modules().values():
         dist.broadcast_module(module)
     signature = {**opts.signature(), "family": G.family, "generator": G.config(), "critic": D.config(),
