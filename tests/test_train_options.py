@@ -121,3 +121,13 @@ def test_aux_needs_a_conditional_run(small, tmp_path, capsys):
     assert cli(["train", "wavegan", *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1",
                 "--aux_weight=1"]) == 2
     assert "conditional" in capsys.readouterr().err
+
+
+def test_fast_preset_trains_on_cpu(small, tmp_path):
+    """hparams/wavegan_fast.yaml (the short-GPU-budget preset) is a complete config; compile off on CPU."""
+    out = tmp_path / "fast"
+    assert cli(["train", str(REPO / "hparams" / "wavegan_fast.yaml"), *small, f"--output_folder={out}",
+                "--max_steps=2", "--compile=none"]) == 0
+    rows = stats(out)
+    assert {"D/wgan", "D/aux", "G/aux", "aug/p"} <= set().union(*rows)
+    assert "G_ema.dense.weight" in state(out, 2)
