@@ -3,11 +3,16 @@
     python bench/bench_train.py [--data_folder ../shared/data/speech_commands] [--parts gan,curves,kws] [--threads 2]
 
 Parts (CPU always; CUDA parts when CUDA is present):
-  gan     WGAN-GP iterations/s (``--d_steps`` critic + 1 generator update, the step of
-          ``ganaug.train.loop.train_gan``, gradient penalty in float32) for the ``tiny`` (d=16) and ``small``
-          (d=32) presets on CPU at ``--cpu_batch``: plain float32 against bf16 autocast of G and D forwards;
-          variants interleaved. On CUDA: ``paper`` at batch 64, 5 D + 1 G, fp32 / tf32 / bf16 autocast /
-          bf16 autocast + torch.compile.
+  gan     WGAN-GP iterations/s (``--d_steps`` critic + 1 generator update), TODAY'S PATH and THE NEW ONE side
+          by side in one run. "today" is the step as ``train_gan`` ran it before issue 10 (separate D calls on
+          real and fake, random draws on the CPU copied over, phase shuffle reading ``max |shift|`` on the host
+          at every layer, default Adam, GP in float32); "new" is ``ganaug.train.step.GanStep`` (every draw on the
+          device generator, static shapes, foreach/fused Adam, stats kept on the device) with the speed options.
+          CPU: the ``tiny`` (d=16) preset at ``--cpu_batch``, float32, variants interleaved, with the ratio
+          new/today (the default must not be slower). CUDA (only when present): ``paper`` at batch 64, 5 D + 1 G:
+          it/s, hours for 200k iterations, and the share of the GPU's measured bf16 matmul rate (FLOPs of one
+          iteration counted by ``torch.utils.flop_counter``) for today fp32 / tf32 / bf16 autocast and new bf16
+          eager / + compile reduce-overhead / + GP in bf16 / + lazy GP every 4 critic steps.
   curves  the losses of the same run (same seed, real clips) in float32 and in CPU bf16 autocast over
           ``--curve_steps`` iterations: does bf16 train the same (D/gp stays bounded, D/wgan follows)?
   kws     a keyword-classifier training epoch (DS-CNN forward + backward + AdamW over the preloaded clips)
@@ -27,9 +32,11 @@ from pathlib import Path
 
 import torch
 
-from ganaug.functional import sample_latents
+from ganaug.functional import draw_shifts, sample_latents
 from ganaug.models import PRESETS, WaveGANDiscriminator, WaveGANGenerator
-from ganaug.train.loop import gradient_penalty
+from ganaug.train.losses import gradient_penalty
+from ganaug.train.options import TrainOptions
+from ganaug.train.step import GanStep
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -55,8 +62,10 @@ def real_clips(data_folder: str, limit: int) -> torch.Tensor:
 
 
 class WGANStep:
-    """One WGAN-GP iteration as ``train_gan`` runs it (``d_steps`` critic updates, one generator update),
-    with an autocast dtype for the G and D forwards (the gradient penalty stays float32)."""
+    """One WGAN-GP iteration as ``train_gan`` ran it before issue 10 (``d_steps`` critic updates, one generator
+    update), with an autocast dtype for the G and D forwards (the gradient penalty stays float32): random
+    draws on the CPU generator copied to the device, phase-shuffle shifts from the global RNG with the
+    host read of ``max |shift|`` at each layer that the old ``phase_shuffle`` made."""
 
     def __init__(self, preset: str, device, batch: int, d_steps: int, amp: torch.dtype | None, compile: bool = False,
                  seed: int = 0):
@@ -69,6 +78,13 @@ class WGANStep:
         self.g_fwd = torch.compile(self.G) if compile else self.G
         self.d_fwd = torch.compile(self.D) if compile else self.D
         self.gen = torch.Generator().manual_seed(seed)
+
+    def critic(self, x):
+        """D(x) with today's phase shuffle: shifts from the global RNG, ``int(max |shift|)`` read per layer."""
+        shifts = draw_shifts(self.D.phase_shuffle, (self.D.shuffle_layers, x.shape[0]), device=self.device)
+        for row in shifts:
+            int(row.abs().max())              # the host synchronisation of the old phase_shuffle
+        return self.d_fwd(x, None, shifts=shifts)
 
     def autocast(self):
         if self.amp is None:
@@ -84,8 +100,9 @@ class WGANStep:
             with torch.no_grad(), self.autocast():
                 fake = self.g_fwd(z)
             with self.autocast():
-                d_wgan = self.d_fwd(fake).float().mean() - self.d_fwd(real).float().mean()
-            d_gp = gradient_penalty(self.D, real, fake, None, eps)
+                d_wgan = self.critic(fake).float().mean() - self.critic(real).float().mean()
+            shifts = draw_shifts(self.D.phase_shuffle, (self.D.shuffle_layers, self.batch), device=self.device)
+            d_gp = gradient_penalty(self.D, real, fake, None, eps, shifts)
             loss = d_wgan + 10 * d_gp
             self.opt_D.zero_grad(set_to_none=True)
             loss.backward()
@@ -93,7 +110,7 @@ class WGANStep:
         z = sample_latents(self.batch, self.G.latent_dim, self.gen, self.device)
         self.D.requires_grad_(False)
         with self.autocast():
-            g_adv = -self.d_fwd(self.g_fwd(z)).float().mean()
+            g_adv = -self.critic(self.g_fwd(z)).float().mean()
         self.opt_G.zero_grad(set_to_none=True)
         g_adv.backward()
         self.opt_G.step()
@@ -123,31 +140,92 @@ def iteration_rates(variants: dict, data: torch.Tensor, iters: int, rounds: int)
     return {name: 1 / statistics.median(ts) for name, ts in times.items()}
 
 
+class NewStep:
+    """One iteration of ``ganaug.train.step.GanStep`` (the training loop's step) with ``options``."""
+
+    def __init__(self, preset: str, device, batch: int, d_steps: int, data: torch.Tensor, seed: int = 0,
+                 **options):
+        torch.manual_seed(seed)
+        self.device, self.d_steps = torch.device(device), d_steps
+        G = WaveGANGenerator(**PRESETS[preset]).to(self.device).train()
+        D = WaveGANDiscriminator(**PRESETS[preset]).to(self.device).train()
+        opts = TrainOptions(batch_size=batch, d_steps_per_g_step=d_steps, **options)
+        self.run = GanStep(G, D, opts, self.device, data.to(self.device), None, batch, seed)
+
+    def __call__(self, data=None) -> dict:
+        for _ in range(self.d_steps):
+            self.run.critic_step()
+        self.run.generator_step()
+        return {}
+
+
+def iteration_flops(step: NewStep) -> float:
+    """FLOPs of one iteration (forward, backward, the penalty's double backward), counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def bf16_matmul_rate(n: int = 8192, reps: int = 20) -> float:
+    """Measured bf16 matmul FLOP/s of the current GPU (n^3 GEMM)."""
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+
+
 def gan_part(data, args) -> None:
-    for preset in () if args.no_cpu else ("tiny", "small"):
-        variants = {"f32": WGANStep(preset, "cpu", args.cpu_batch, args.d_steps, None),
-                    "bf16 autocast": WGANStep(preset, "cpu", args.cpu_batch, args.d_steps, torch.bfloat16)}
+    if not args.no_cpu:
+        preset = "tiny"
+        variants = {"today (f32)": WGANStep(preset, "cpu", args.cpu_batch, args.d_steps, None),
+                    "new (f32, compile none)": NewStep(preset, "cpu", args.cpu_batch, args.d_steps, data, amp="none")}
         rates = iteration_rates(variants, data, args.iters, args.rounds)
-        base = rates["f32"]
-        line = ", ".join(f"{k} {v:.3f} it/s ({v / base:.2f}x)" for k, v in rates.items())
-        print(f"CPU WGAN-GP {preset} (d={PRESETS[preset]['model_dim']}), batch {args.cpu_batch}, "
-              f"{args.d_steps} D + 1 G: {line}")
+        base = rates["today (f32)"]
+        print(f"CPU WGAN-GP {preset} (d={PRESETS[preset]['model_dim']}), batch {args.cpu_batch}, {args.d_steps} D + 1 G, "
+              f"{args.threads} thread(s), medians of {args.rounds} interleaved rounds of {args.iters} iteration(s):")
+        for name, rate in rates.items():
+            print(f"  {name:28s} {rate:8.4f} it/s  ({rate / base:.2f}x today)")
     if torch.cuda.is_available() and not args.no_cuda:
         gpu = data[:2048].cuda()
-        out = {}
-        for name, tf32, amp, comp in (("fp32", False, None, False), ("tf32", True, None, False),
-                                      ("bf16 autocast", True, torch.bfloat16, False),
-                                      ("bf16 autocast + compile", True, torch.bfloat16, True)):
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-            torch.backends.cudnn.benchmark = True
+        peak = bf16_matmul_rate()
+        print(f"CUDA {torch.cuda.get_device_name()}: bf16 matmul {peak / 1e12:.0f} TFLOP/s (8192^3, measured)")
+        flops = None
+        variants = (
+            ("today fp32", dict(tf32=False, amp=None)),
+            ("today tf32", dict(tf32=True, amp=None)),
+            ("today bf16 autocast (the default)", dict(tf32=True, amp=torch.bfloat16)),
+            ("new bf16", dict(amp="bf16")),
+            ("new bf16 + compile reduce-overhead", dict(amp="bf16", compile="reduce-overhead")),
+            ("new + GP in bf16", dict(amp="bf16", compile="reduce-overhead", gp_precision="bf16")),
+            ("new + GP in bf16 + lazy GP k=4", dict(amp="bf16", compile="reduce-overhead", gp_precision="bf16",
+                                                     gp_interval=4)),
+        )
+        for name, kw in variants:
             try:
-                step = WGANStep("paper", "cuda", 64, 5, amp, compile=comp)
-                out[name] = iteration_rates({name: step}, gpu, 20, 3)[name]
+                if name.startswith("today"):
+                    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = kw["tf32"]
+                    torch.backends.cudnn.benchmark = True
+                    step = WGANStep("paper", "cuda", 64, 5, kw["amp"])
+                else:
+                    step = NewStep("paper", "cuda", 64, 5, gpu, **kw)
+                    if flops is None:
+                        flops = iteration_flops(step)
+                        print(f"  one iteration (5 D + 1 G, paper, batch 64): {flops / 1e12:.2f} TFLOP")
+                rate = iteration_rates({name: step}, gpu, args.cuda_iters, 3)[name]
             except Exception as err:  # noqa: BLE001 - a failing variant is reported, the others still run
                 print(f"CUDA {name}: failed: {type(err).__name__}: {err}")
-        for name, rate in out.items():
-            print(f"CUDA {torch.cuda.get_device_name()} WGAN-GP paper, batch 64, 5 D + 1 G, {name}: {rate:.1f} it/s "
-                  f"(200k iterations in {200_000 / rate / 3600:.1f} h)")
+                continue
+            share = f", {flops * rate / peak:.1%} of bf16 matmul rate" if flops else ""
+            print(f"  {name:36s} {rate:6.1f} it/s  200k iterations in {200_000 / rate / 3600:5.1f} h{share}")
 
 
 def curves_part(data, args) -> None:
@@ -237,6 +315,7 @@ def main() -> None:
     parser.add_argument("--bank_per_label", type=int, default=16)
     parser.add_argument("--no_cuda", action="store_true")
     parser.add_argument("--no_cpu", action="store_true", help="skip the CPU timings of the gan part")
+    parser.add_argument("--cuda_iters", type=int, default=20, help="iterations per timed CUDA round")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     parts = args.parts.split(",")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["sample_latents", "phase_shuffle", "resolve_labels", "projection_critic"]
+__all__ = ["sample_latents", "phase_shuffle", "draw_shifts", "resolve_labels", "projection_critic"]
 
 
 def sample_latents(n: int, latent_dim: int, generator: torch.Generator | None = None,
@@ -16,13 +16,20 @@ def sample_latents(n: int, latent_dim: int, generator: torch.Generator | None = 
     return z.to(device)
 
 
-def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int | None = None) -> torch.Tensor:
     """Shift each example of ``x`` ``(batch, channels, time)`` by ``shifts[b]`` samples.
 
     Positive shifts move the signal later in time. The ``|shift|`` samples that enter at an edge
     are filled by reflection (WaveGAN's phase shuffle), so no zeros betray the shift.
+
+    ``n``: the largest ``|shift|`` the caller draws (WaveGAN's phase-shuffle width). With ``n``
+    given, every shape is static (reflect-pad by ``n``, then one gather), so the call never reads
+    ``shifts`` on the host and ``torch.compile`` captures it whole; ``shifts`` must then lie in
+    ``[-n, n]`` (not checked: checking would synchronise). ``n=None`` reads ``max |shifts|``
+    (a host synchronisation on a GPU), for callers that do not know the bound.
     """
-    n = int(shifts.abs().max()) if shifts.numel() else 0
+    if n is None:
+        n = int(shifts.abs().max()) if shifts.numel() else 0
     if n == 0:
         return x
     length = x.shape[-1]
@@ -31,6 +38,13 @@ def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     padded = F.pad(x, (n, n), mode="reflect")
     index = torch.arange(length, device=x.device).unsqueeze(0) + n - shifts.to(x.device).view(-1, 1)
     return padded.gather(2, index.unsqueeze(1).expand(-1, x.shape[1], -1))
+
+
+def draw_shifts(n: int, shape, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Phase-shuffle shifts, uniform integers in ``[-n, n]`` of ``shape``, drawn on ``generator``'s device
+    (no host synchronisation) and moved to ``device``."""
+    source = generator.device if generator is not None else device
+    return torch.randint(-n, n + 1, tuple(shape), generator=generator, device=source).to(device)
 
 
 def resolve_labels(labels, label_names, n: int | None = None, generator: torch.Generator | None = None,

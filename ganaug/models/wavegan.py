@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganaug.functional import phase_shuffle, projection_critic, resolve_labels, sample_latents
+from ganaug.functional import draw_shifts, phase_shuffle, projection_critic, resolve_labels, sample_latents
 from ganaug.models.fast import generate
 
 __all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "SUPPORTED_LENGTHS"]
@@ -154,7 +154,12 @@ class WaveGANGenerator(nn.Module):
 
 
 class PhaseShuffle(nn.Module):
-    """Shift each example by a random integer in ``[-n, n]`` with reflect padding (training only)."""
+    """Shift each example by a random integer in ``[-n, n]`` with reflect padding (training only).
+
+    ``forward(x, shifts=None)``: ``shifts`` ``(batch,)`` drawn by the caller (the training loop draws
+    them on the device from its seeded generator, see :func:`ganaug.functional.draw_shifts`);
+    ``None`` draws them here from torch's default generator. Shapes are static either way.
+    """
 
     def __init__(self, n: int = 2):
         super().__init__()
@@ -162,15 +167,20 @@ class PhaseShuffle(nn.Module):
             raise ValueError(f"phase shuffle n={n}: must be >= 0 (2 in the paper)")
         self.n = n
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
         if self.n == 0 or not self.training:
             return x
-        shifts = torch.randint(-self.n, self.n + 1, (x.shape[0],), device=x.device)
-        return phase_shuffle(x, shifts)
+        if shifts is None:
+            shifts = draw_shifts(self.n, (x.shape[0],), device=x.device)
+        return phase_shuffle(x, shifts, self.n)
 
 
 class WaveGANDiscriminator(nn.Module):
-    """WaveGAN critic: ``forward(x, labels=None)`` with ``x`` ``(batch, num_samples)`` -> ``(batch,)``."""
+    """WaveGAN critic: ``forward(x, labels=None, shifts=None)`` with ``x`` ``(batch, num_samples)`` -> ``(batch,)``.
+
+    ``shifts``: phase-shuffle shifts ``(shuffle_layers, batch)`` in ``[-phase_shuffle, phase_shuffle]``
+    (training mode only); ``None`` draws them from torch's default generator.
+    """
 
     family = "wavegan"
 
@@ -185,7 +195,10 @@ class WaveGANDiscriminator(nn.Module):
             for c_in, c_out, stride in zip(widths[:-1], widths[1:], strides)
         )
         self.shuffle = PhaseShuffle(phase_shuffle)
+        #: phase-shuffle layers, i.e. rows of the ``shifts`` that ``forward`` takes (0 when off)
+        self.shuffle_layers = len(self.convs) - 1 if phase_shuffle else 0
         features = 16 * widths[-1]
+        self.feature_dim = features
         self.dense = nn.Linear(features, 1)
         if self.label_names is not None:
             self.embed = nn.Embedding(len(self.label_names), features)
@@ -196,14 +209,20 @@ class WaveGANDiscriminator(nn.Module):
         return {"model_dim": self.model_dim, "num_samples": self.num_samples,
                 "phase_shuffle": self.phase_shuffle, "label_names": self.label_names}
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
+        """The flattened last conv map ``(batch, feature_dim)`` that the dense and projection terms read."""
         x = x.unsqueeze(1) if x.dim() == 2 else x
         for i, conv in enumerate(self.convs):
             x = nn.functional.leaky_relu(conv(x), 0.2)
             if i < len(self.convs) - 1:
-                x = self.shuffle(x)
+                x = self.shuffle(x, None if shifts is None else shifts[i])
         return x.flatten(1)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The score ``(batch,)`` of features ``h``: dense, plus the projection term when conditional."""
         embed = self.embed if self.label_names is not None else None
-        return projection_critic(self.features(x), self.dense, embed, labels)
+        return projection_critic(h, self.dense, embed, labels)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                shifts: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x, shifts), labels)

@@ -1,0 +1,133 @@
+"""The data-efficient training options (issue 11 item 2) through ``ganaug train`` on real keyword audio.
+
+Each option trains a few CPU steps of a tiny conditional model on the mini Speech Commands fixture,
+logs its named loss terms, and resumes bit-exact: a run stopped at step 2 and rerun to step 3 ends
+with the same weights, optimizers, EMA, extra critics, ADA state and RNG as a run straight to step 3.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganaug.checkpoint import load_generator
+from ganaug.cli import main as cli
+from ganaug.models.classifier import KWSClassifier, save_classifier
+from ganaug.train.state import list_states
+
+REPO = Path(__file__).resolve().parents[1]
+COND = str(REPO / "hparams" / "wavegan_conditional.yaml")
+
+
+@pytest.fixture(scope="module")
+def small(mini_sc, tmp_path_factory) -> list[str]:
+    cache = tmp_path_factory.mktemp("clip_cache")
+    return [f"--data_folder={mini_sc}", "--labels=yes,no", "--model_dim=8", "--batch_size=4", "--d_steps_per_g_step=2",
+            "--device=cpu", "--num_threads=1", "--progress=False", "--tensorboard=False", f"--cache_dir={cache}",
+            "--log_interval_steps=1", "--samples_per_label=1"]
+
+
+@pytest.fixture(scope="module")
+def frozen_classifier(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_classifier(tmp_path_factory.mktemp("clf") / "clf", KWSClassifier(["no", "yes", "up"]))
+
+
+def state(ckpt: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(str(ckpt / "train_state" / f"step_{step:09d}" / "state.safetensors"))
+
+
+def stats(ckpt: Path) -> list[dict]:
+    return [json.loads(line) for line in (ckpt / "logs" / "stats.jsonl").read_text().splitlines()]
+
+
+OPTIONS = {
+    "ema": (["--ema_decay=0.9"], {"D/wgan", "D/gp", "G/adv"}),
+    "diffaug_ada": (["--diffaug=shift,gain,cutout,band", "--ada_target=0.6", "--ada_kimg=0.004"], {"D/wgan", "aug/p"}),
+    "diffaug_fixed": (["--diffaug=shift,cutout", "--diffaug_p=0.5"], {"D/wgan", "D/gp"}),
+    "nsgan_r1": (["--loss=nsgan", "--r1_gamma=1.0"], {"D/nsgan", "D/r1", "G/adv"}),
+    "hinge_r1_lazy": (["--loss=hinge", "--r1_gamma=1.0", "--gp_interval=2"], {"D/hinge", "D/r1"}),
+    "wgan_clip": (["--loss=wgan-clip"], {"D/wgan"}),
+    "lazy_gp": (["--gp_interval=3"], {"D/wgan", "D/gp"}),
+    "stft_critic": (["--stft_critic=True"], {"D/stft", "G/stft", "D/gp"}),
+    "aux_projection": (["--aux_weight=1.0", "--aux=projection"], {"D/aux", "G/aux"}),
+    "aux_acgan": (["--aux_weight=1.0", "--aux=acgan"], {"D/aux", "G/aux"}),
+    "aux_frozen": (["--aux_weight=1.0", "--aux=frozen"], {"G/aux"}),
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_option_trains_and_resumes_bit_exact(option, small, frozen_classifier, tmp_path):
+    extra, terms = OPTIONS[option]
+    if option == "aux_frozen":
+        extra = [*extra, f"--aux_classifier={frozen_classifier}"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = [*small, *extra, "--ckpt_interval_steps=2"]
+    assert cli(["train", COND, *args, f"--output_folder={straight}", "--max_steps=3"]) == 0
+    assert cli(["train", COND, *args, f"--output_folder={resumed}", "--max_steps=2"]) == 0
+    assert cli(["train", COND, *args, f"--output_folder={resumed}", "--max_steps=3"]) == 0
+    a, b = state(straight, 3), state(resumed, 3)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), option
+    assert load_file(str(straight / "generator.safetensors")).keys() == load_file(str(resumed / "generator.safetensors")).keys()
+    rows = stats(straight)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    logged = set().union(*rows)                          # a lazy penalty shows in the rows of the steps it ran
+    assert terms <= logged, logged
+    assert all(torch.isfinite(torch.tensor(v)) for r in rows for v in r.values())
+    exported = load_file(str(straight / "generator.safetensors"))
+    assert not any(k.startswith(("D", "stft", "critics")) for k in exported)      # critics stay in train_state
+    if option == "diffaug_ada":
+        assert 0 < rows[-1]["aug/p"] <= 1 and "ada.p" in a                      # p adapted and saved
+    if option == "stft_critic":
+        assert any(k.startswith("D_stft.") for k in a)
+    if option == "aux_acgan":
+        assert any(k.startswith("D_aux.") for k in a)
+    if option == "wgan_clip":
+        assert all(v.abs().max() <= 0.01 for k, v in a.items() if k.startswith("D.") and v.is_floating_point())
+    if option == "ema":
+        assert all(torch.equal(exported[k], a[f"G_ema.{k}"]) for k in exported)
+    G = load_generator(straight)
+    assert G.sample(2, ["yes", "no"]).shape == (2, 16384)
+
+
+def test_default_options_log_what_they_did_before(small, tmp_path):
+    out = tmp_path / "run"
+    assert cli(["train", COND, *small, f"--output_folder={out}", "--max_steps=1"]) == 0
+    assert set(stats(out)[0]) == {"step", "D/wgan", "D/gp", "D/loss", "G/adv", "steps_per_s", "train_seconds"}
+    assert not [k for k in state(out, 1) if k.startswith(("D_", "ada."))]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--loss=lsgan"], "loss='lsgan'"),
+    (["--diffaug=flip"], "flip"),
+    (["--ada_target=0.6"], "diffaug"),
+    (["--gp_precision=bf16"], "gp_precision=float32"),
+    (["--compile=max"], "compile='max'"),
+    (["--gp_interval=0"], "gp_interval=0"),
+    (["--aux_weight=1", "--aux=frozen"], "aux_classifier"),
+])
+def test_bad_options_are_one_clear_error(small, tmp_path, capsys, extra, fragment):
+    assert cli(["train", COND, *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1", *extra]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]            # after the run's info line, if any
+    assert last.startswith("ganaug train: error:") and fragment in last, last
+    assert not list_states(tmp_path / "run")
+
+
+def test_aux_needs_a_conditional_run(small, tmp_path, capsys):
+    assert cli(["train", "wavegan", *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1",
+                "--aux_weight=1"]) == 2
+    assert "conditional" in capsys.readouterr().err
+
+
+def test_fast_preset_trains_on_cpu(small, tmp_path):
+    """hparams/wavegan_fast.yaml (the short-GPU-budget preset) is a complete config; compile off on CPU."""
+    out = tmp_path / "fast"
+    assert cli(["train", str(REPO / "hparams" / "wavegan_fast.yaml"), *small, f"--output_folder={out}",
+                "--max_steps=2", "--compile=none"]) == 0
+    rows = stats(out)
+    assert {"D/wgan", "D/aux", "G/aux", "aug/p"} <= set().union(*rows)
+    assert "G_ema.dense.weight" in state(out, 2)
