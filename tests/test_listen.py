@@ -183,10 +183,12 @@ def test_server_port_in_use_is_one_clear_error(server, fresh):
 
 # -- score ------------------------------------------------------------------------------------
 
-def test_wilson_matches_the_textbook_interval():
-    lo, hi = wilson(8, 10)  # Newcombe (1998): 8/10 -> 0.4902 to 0.9433
-    assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
-    assert wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12) and wilson(10, 10)[1] == pytest.approx(1.0)
+def test_wilson_matches_scipy():
+    for correct, n in ((8, 10), (0, 10), (10, 10), (37, 50), (1, 3)):
+        ci = stats.binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson(correct, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    with pytest.raises(ValueError):
+        wilson(0, 0)
 
 
 def test_score_merges_listeners_last_answer_wins(fresh):

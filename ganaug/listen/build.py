@@ -59,6 +59,10 @@ def filtered_source(ckpt, min_confidence: float, filter_classifier=None):
     if "min_confidence" not in inspect.signature(GeneratorSource).parameters:
         raise ListenError(f"--min_confidence {min_confidence}: this ganaug's generator source has no label filter "
                           f"(GeneratorSource(min_confidence=...)); leave --min_confidence out to test raw clips only")
+    if filter_classifier is None:  # the default filter: the reference classifier, trained here when missing
+        from ganaug.kws.reference import ensure_reference_for
+
+        filter_classifier = ensure_reference_for(next(iter(GeneratorSource(ckpt).configs.values())))
     return GeneratorSource(ckpt, min_confidence=min_confidence, filter_classifier=filter_classifier)
 
 
