@@ -164,6 +164,11 @@ def test_server_saves_validated_answers_and_reports_state(server, fresh):
                       ({**ok, "listener": "../key"}, "listener"), ({**ok, "kind": "other"}, "kind")):
         status, reply = _post(server, bad)
         assert status == 400 and word in reply["error"]
+    for raw in (b"not json", b"[1, 2]"):
+        req = urllib.request.Request(f"http://127.0.0.1:{server.server_address[1]}/api/answer", data=raw)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=10)
+        assert err.value.code == 400
     assert not (fresh / "answers" / "ann.jsonl").exists()
     assert _post(server, ok)[0] == 200
     assert _post(server, {**ok, "id": second, "label": "can't tell"})[0] == 200
@@ -179,6 +184,8 @@ def test_server_saves_validated_answers_and_reports_state(server, fresh):
 def test_server_port_in_use_is_one_clear_error(server, fresh):
     with pytest.raises(ListenError, match="--port"):
         make_server(fresh, port=server.server_address[1])
+    with pytest.raises(ListenError, match="--port 70000"):
+        make_server(fresh, port=70000)
 
 
 # -- score ------------------------------------------------------------------------------------

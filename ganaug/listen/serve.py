@@ -103,7 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         if urlsplit(self.path).path != "/api/answer":
             return self._json(404, {"error": f"{self.path}: POST answers to /api/answer"})
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self.headers.get("Content-Length") or "0"
+        length = int(length) if length.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             return self._json(400, {"error": "send one JSON answer (at most 16 KiB)"})
         try:
@@ -169,8 +170,10 @@ class ListenServer(ThreadingHTTPServer):
 
 def make_server(folder, port: int = 8000) -> ListenServer:
     """A server for the test in ``folder`` bound to 127.0.0.1:``port`` (0: a free port); call ``serve_forever()``."""
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ListenError(f"--port {port!r}: give a port number from 1 to 65535 (0: any free port)")
     try:
-        return ListenServer(Path(folder), int(port))
+        return ListenServer(Path(folder), port)
     except OSError as err:
         raise ListenError(f"--port {port}: cannot listen on {HOST}:{port} ({err.strerror}); choose another --port") from None
 
