@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": "ganaug.metrics.evaluate:main",
     "report": "ganaug.report:main",
     "demo": "ganaug.demo:main",
+    "listen": "ganaug.listen:main",
 }
 
 
@@ -68,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metrics", default=None, help="metrics.json of `ganaug evaluate` (default: found in OUT or CKPT/eval)")
     p.add_argument("--ablation", default=None, help="ablation plot PNG (default: found in an ablation* folder beside CKPT)")
+
+    p = sub.add_parser("listen", help="blind human listening test: build it, serve it in the browser, score it",
+                       description="Build: ganaug listen CKPT [CKPT ...] --data DIR --out DIR. "
+                                   "Serve: ganaug listen --serve DIR [--port N]. Score: ganaug listen --score DIR.")
+    p.add_argument("ckpt", nargs="*", help="generator checkpoint directories or per-keyword run folders (build)")
+    p.add_argument("--data", "--data_folder", dest="data", default=None, help="real data folder; its test split gives the real clips")
+    p.add_argument("--out", "--output_folder", dest="out", default=None, help="folder for the test (page, clips, key)")
+    p.add_argument("--per-label", dest="per_label", type=int, default=5, help="clips per label and system")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min_confidence", type=float, default=None, help="also test each generator behind its label filter")
+    p.add_argument("--filter_classifier", default=None, help="the filter's classifier folder (default: the reference one)")
+    p.add_argument("--serve", dest="serve_dir", metavar="DIR", default=None, help="serve the test in DIR on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--score", dest="score_dir", metavar="DIR", default=None, help="score the answers of the test in DIR")
 
     p = sub.add_parser("demo", help="the main job: train a small conditional generator, evaluate, ablate, report")
     p.add_argument("--data_folder", default=None, help="Speech Commands folder (default: ../shared/data/speech_commands if present)")
