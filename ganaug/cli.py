@@ -19,7 +19,7 @@ YAML_COMMANDS = {
     "ablate": ("ganaug.ablation:main", "run an ablation grid: speaker fractions x augmentation x seeds"),
 }
 COMMANDS = {
-    "generate": "ganaug.augment.bank:generate_main",
+    "generate": "ganaug.kws.generate:main",
     "evaluate": "ganaug.metrics.evaluate:main",
     "report": "ganaug.report:main",
     "demo": "ganaug.demo:main",
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min_confidence", type=float, default=None,
+                   help="keep a clip only when the filter classifier gives its label this posterior (e.g. 0.8)")
+    p.add_argument("--filter_classifier", default=None,
+                   help="classifier folder of the filter (default: the generator's reference classifier)")
 
     p = sub.add_parser("evaluate", help="IS, FID, NN distances and label accuracy of a generator")
     p.add_argument("ckpt", help="checkpoint directory or per-keyword run folder")

@@ -17,7 +17,6 @@ system.
 
 from __future__ import annotations
 
-import inspect
 import random
 import re
 import secrets
@@ -50,20 +49,17 @@ class ListenError(ValueError):
 def filtered_source(ckpt, min_confidence: float, filter_classifier=None):
     """The generator source of ``ckpt`` that keeps only clips its label filter accepts.
 
-    The one place where the listening test meets ganaug.augment's label filter
-    (``GeneratorSource(ckpt, min_confidence=..., filter_classifier=...)``); without it the
-    filtered system cannot be built and this says so.
+    The one place where the listening test meets ganaug.augment's label filter; the default
+    filter (the reference classifier of the generator's TRAIN split) is trained here when missing.
     """
-    from ganaug.augment.source import GeneratorSource
+    from ganaug.augment.source import GeneratorSource, with_filter
 
-    if "min_confidence" not in inspect.signature(GeneratorSource).parameters:
-        raise ListenError(f"--min_confidence {min_confidence}: this ganaug's generator source has no label filter "
-                          f"(GeneratorSource(min_confidence=...)); leave --min_confidence out to test raw clips only")
-    if filter_classifier is None:  # the default filter: the reference classifier, trained here when missing
+    source = GeneratorSource(ckpt)
+    if filter_classifier is None:
         from ganaug.kws.reference import ensure_reference_for
 
-        filter_classifier = ensure_reference_for(next(iter(GeneratorSource(ckpt).configs.values())))
-    return GeneratorSource(ckpt, min_confidence=min_confidence, filter_classifier=filter_classifier)
+        filter_classifier = ensure_reference_for(next(iter(source.configs.values())))
+    return with_filter(source, min_confidence, filter_classifier)
 
 
 def _system_names(ckpts: list[Path]) -> list[str]:
