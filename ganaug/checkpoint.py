@@ -110,7 +110,7 @@ def load_generator(ckpt_dir: str | Path, device=None) -> torch.nn.Module:
     expected = config.get(CHECKSUM_KEY)
     if expected is not None and weights_path.is_file() and file_sha256(weights_path) != expected:
         raise CheckpointError(
-            f"{weights_path}: checksum does not match {CONFIG_FILE}'s {CHECKSUM_KEY}: the file is damaged (or a "
+            f"{weights_path}: checksum does not match {CONFIG_FILE}'s {CHECKSUM_KEY}: the file is damaged or truncated (or a "
             f"save was cut short: rerun the same `ganaug train` command to re-export it)"
         )
     tensors = load_tensors(weights_path)

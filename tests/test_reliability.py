@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ganaug.audio import AudioError, audio_info, load_audio, prepare_audio
 from ganaug.checkpoint import CHECKSUM_KEY, CheckpointError, load_generator, read_config, save_generator
 from ganaug.data import KeywordDataset, download, from_hf
 from ganaug.data.cache import preload
+from ganaug.io import WriteError
 from ganaug.models import WaveGANGenerator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +211,25 @@ def test_clip_cache_is_readable_by_others_and_matches_decoding(mini_sc, tmp_path
     (cached,) = (tmp_path / "clips").glob("*.npy")
     assert stat.S_IMODE(cached.stat().st_mode) == 0o644 and not list((tmp_path / "clips").glob(".*"))
     assert torch.equal(wavs, preload(ds, cache_dir=False, progress=False)[0]) and len(labels) == len(ds)
+
+
+def test_a_read_only_cache_folder_says_where_to_put_the_cache(mini_sc, tmp_path):
+    from test_io import mount_tmpfs, umount
+
+    cache = tmp_path / "cache"
+    mounted = mount_tmpfs(cache, "1m")
+    try:
+        if mounted:
+            assert subprocess.run(["mount", "-o", "remount,ro", str(cache)]).returncode == 0
+        else:
+            cache.chmod(0o555)
+        with pytest.raises(WriteError) as caught:
+            preload(KeywordDataset(mini_sc, labels=["no"], split="test"), cache_dir=cache, progress=False)
+        assert str(caught.value) == f"cannot write to {cache / 'clips'} (read-only): set cache_dir/GANAUG_CACHE to a writable folder"
+    finally:
+        if mounted:
+            umount(cache)
+        cache.chmod(0o755)
 
 
 # -- FSDD labels in digit order; download(url=<folder>) ----------------------------------------------------

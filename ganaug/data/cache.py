@@ -70,7 +70,7 @@ def preload(dataset, cache_dir: str | Path | None = None, progress: bool = True)
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise WriteError(err.errno, f"no space left on {path.parent}: free space or set "
                                             f"cache_dir/GANAUG_CACHE") from None
-            raise
+            raise WriteError(err.errno, f"{err}: set cache_dir/GANAUG_CACHE to a writable folder") from None
     array = np.load(path, mmap_mode="c")
     if array.shape != shape or array.dtype != np.float32:
         path.unlink(missing_ok=True)
