@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pytest
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(__import__("os").environ.get("GANAUG_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("GANAUG_SHARED_DATA", REPO.parent / "shared" / "data"))
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 
 
@@ -28,6 +31,18 @@ def _drop_broken_lazy_modules() -> None:
                 getattr(module, "__file__", None)
             except ImportError:
                 sys.modules.pop(name, None)
+
+
+def pytest_configure(config):
+    """Every test session gets a cache of its own ($GANAUG_CACHE: decoded clips, reference and filter
+    classifiers), inherited by the subprocesses tests start: a classifier trained by an earlier session
+    or by hand must never decide whether a test passes."""
+    config._ganaug_cache = tempfile.mkdtemp(prefix="ganaug-test-cache-")
+    os.environ["GANAUG_CACHE"] = config._ganaug_cache
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(getattr(config, "_ganaug_cache", ""), ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -39,28 +39,19 @@ class Interrupted(SystemExit):
 
 
 def _rng_tensors(dist: Dist, device: torch.device, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Every process's RNG states (collective under torchrun): ``rng.<rank>.{cpu,cuda,data}``
-    (``data``: the device generator every step draws from)."""
-    mine = {"cpu": torch.get_rng_state(), "data": gen.get_state()}
-    if device.type == "cuda":
-        mine["cuda"] = torch.cuda.get_rng_state(device)
-    out = {}
-    for key, value in mine.items():
-        for rank, tensor in enumerate(dist.gather(value, device)):
-            out[f"rng.{rank}.{key}"] = tensor
-    return out
+    """Every process's training RNG state (collective under torchrun): ``rng.<rank>.data``, the
+    device generator every step draws from. The global torch RNGs are neither used nor saved:
+    restoring them on resume would change the caller's random state behind its back."""
+    return {f"rng.{rank}.data": tensor for rank, tensor in enumerate(dist.gather(gen.get_state(), device))}
 
 
 def _set_rng(tensors: dict, rank: int, device: torch.device, gen: torch.Generator) -> bool:
     if f"rng.{rank}.data" not in tensors:
         return False
-    torch.set_rng_state(tensors[f"rng.{rank}.cpu"].cpu())
     try:
         gen.set_state(tensors[f"rng.{rank}.data"].cpu())
     except RuntimeError:   # saved by a run on another device type: its stream cannot continue here
         return False
-    if device.type == "cuda" and f"rng.{rank}.cuda" in tensors:
-        torch.cuda.set_rng_state(tensors[f"rng.{rank}.cuda"].cpu(), device)
     return True
 
 
