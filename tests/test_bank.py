@@ -136,3 +136,39 @@ def test_relative_bank_path_from_another_working_directory(cond, tmp_path, monke
     assert item["synthetic"] and item["wav"].shape == (real.num_samples,) and item["wav"].abs().sum() > 0
     monkeypatch.chdir(tmp_path / "banks")  # the bank folder was made absolute when opened
     assert mix.synthetic_item(0)["wav"].abs().sum() > 0
+
+
+def test_synthesize_serves_evaluate_report_and_tstr(cond, tmp_path):
+    """The one call evaluate/report/listen/TSTR use: clips of given labels, seeded, at a rate and length."""
+    from augment_helpers import tiny_generator
+
+    from ganaug.augment import synthesize
+    from ganaug.checkpoint import save_generator
+
+    bank = generate_bank(cond, tmp_path / "b", per_label=3, progress=False)
+    source = GeneratorSource(cond)
+    names = ["yes", "no", "yes", "no", "yes"]
+    wavs, kept, accepted = synthesize(source, names, seed=0, batch_size=2)
+    assert wavs.shape == (5, 16384) and kept == names and bool(accepted.all())
+    # the j-th clip of a label is the bank's clip j (16-bit rounding apart)
+    assert (wavs[4] - bank.clips("yes")[2]).abs().max() < 2e-4 and (wavs[3] - bank.clips("no")[1]).abs().max() < 2e-4
+    again, _, _ = synthesize(source, names, seed=0, batch_size=5)
+    assert (again - wavs).abs().max() < 1e-2  # batch size changes speed, not content (bf16 last bits)
+    low, _, _ = synthesize(source, names[:2], seed=0, sample_rate=8000, num_samples=9000)
+    assert low.shape == (2, 9000) and low[:, 8192:].abs().sum() == 0  # 16384 @ 16 kHz = 8192 @ 8 kHz, padded at the end
+    uncond = save_generator(tmp_path / "uncond", tiny_generator(None), step=0)
+    with pytest.raises(Exception, match="unconditional"):
+        GeneratorSource(uncond)
+    free = GeneratorSource(uncond, unconditional=True)
+    clips, kept, _ = synthesize(free, [None] * 3, seed=1)
+    assert clips.shape == (3, 16384) and kept == [None] * 3 and free.label_names == [] and free.kind == "unconditional"
+
+
+def test_generate_user_errors_are_one_line(cond, tmp_path, capsys):
+    for argv, needle in (([str(cond), "--per-label", "0", "--out", str(tmp_path / "a")], "per_label=0"),
+                         ([str(tmp_path / "missing"), "--per-label", "1", "--out", str(tmp_path / "b")], "no such directory"),
+                         ([str(cond), "--per-label", "1", "--out", str(tmp_path / "c"), "--device", "gpu"], "device='gpu'")):
+        assert run_generate(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err and err.startswith("ganaug generate: error:")
+    assert not any((tmp_path / n).exists() for n in "abc")

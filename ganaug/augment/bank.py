@@ -265,7 +265,12 @@ def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: i
     base = source.source if isinstance(source, FilteredSource) else source
     if isinstance(base, SyntheticBank):
         raise ValueError(f"ckpt={str(ckpt)!r} is already a bank; give a checkpoint directory")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r}: not a torch device; use cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: no CUDA GPU here; use --device cpu")
     labels = list(source.label_names if labels is None else labels)
     base.check_names(labels)
     out = Path(out)

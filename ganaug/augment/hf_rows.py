@@ -41,8 +41,8 @@ import soundfile as sf
 import torch
 
 from ganaug.audio import prepare_audio
-from ganaug.augment.source import (MAX_ATTEMPTS, MAX_SEED, check_ratio, fit_clips, label_names_of, mix_seed,
-                                   with_filter)
+from ganaug.augment.checks import check_ratio, label_names_of
+from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, mix_seed, with_filter
 
 __all__ = ["HFMap", "HFTransform"]
 

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ganaug.augment.bank import make_source
-from ganaug.augment.source import MAX_ATTEMPTS, check_ratio, fit_clips, mix_seed
+from ganaug.augment.checks import check_ratio
+from ganaug.augment.source import MAX_ATTEMPTS, fit_clips, mix_seed
 
 __all__ = ["GanMixDataset"]
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import warnings
-from numbers import Integral, Real
 from pathlib import Path
 
 import torch
@@ -30,11 +28,10 @@ from ganaug.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, find_
                                read_config)
 from ganaug.functional import sample_latents
 
-__all__ = ["GeneratorSource", "FilteredSource", "with_filter", "synthesize", "fit_clips", "check_ratio",
-           "label_names_of", "row_generator", "mix_seed", "attempt_seed", "MAX_SEED", "MAX_RATIO", "MAX_ATTEMPTS"]
+__all__ = ["GeneratorSource", "FilteredSource", "with_filter", "synthesize", "fit_clips", "row_generator", "mix_seed",
+           "attempt_seed", "MAX_SEED", "MAX_ATTEMPTS"]
 
 MAX_SEED = 2**62
-MAX_RATIO = 1000.0   # synthetic items per real item; more is a typo, not a request (it would fill the memory)
 MAX_ATTEMPTS = 8     # clips tried per filtered row before the row is given up
 WARN_AFTER = 32      # tries of a label with no accepted clip before the "acceptance 0" warning
 
@@ -55,17 +52,6 @@ def row_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
-def check_ratio(ratio, name: str = "ratio") -> float:
-    """``ratio`` as a float in [0, MAX_RATIO]; NaN, infinities, bools and huge values are one-line errors."""
-    if isinstance(ratio, bool) or not isinstance(ratio, Real) or not math.isfinite(ratio) or ratio < 0:
-        raise ValueError(f"{name}={ratio!r}: give the number of synthetic items per real item, a finite number >= 0 "
-                         f"(e.g. 0.5)")
-    if ratio > MAX_RATIO:
-        raise ValueError(f"{name}={ratio!r}: at most {MAX_RATIO:g} synthetic items per real item; for a purely "
-                         f"synthetic set write a bank with `ganaug generate CKPT --per-label N` instead")
-    return float(ratio)
-
-
 def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_samples: int) -> tuple[torch.Tensor, int]:
     """Resample ``(n, time)`` clips to ``sample_rate`` and fit them to ``num_samples``: the one
     length policy of every generated clip.
@@ -81,40 +67,6 @@ def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_
     valid = min(clips.shape[-1], num_samples)
     offset = "center" if clips.shape[-1] > num_samples else "start"
     return fit_length(clips, num_samples, offset), valid
-
-
-def label_names_of(labels, label_names=None, batch_size: int | None = None) -> list[str]:
-    """Label names of a batch from names, or from indices (tensor or ints) plus ``label_names``."""
-    if isinstance(labels, str):
-        raise ValueError(f"labels={labels!r}: give one label per row (a list of names or a tensor of indices)")
-    if isinstance(labels, torch.Tensor):
-        if labels.is_floating_point() or labels.dim() > 2 or (labels.dim() == 2 and labels.shape[1] != 1):
-            raise ValueError(f"labels: expected integer indices of shape (batch,) or (batch, 1), got "
-                             f"{labels.dtype} {tuple(labels.shape)}")
-        values = labels.reshape(-1).tolist()
-    else:
-        values = list(labels)
-    if batch_size is not None and len(values) != batch_size:
-        raise ValueError(f"labels has {len(values)} entries for a batch of {batch_size} rows; give one label per row")
-    if all(isinstance(v, str) for v in values):
-        return values
-    if label_names is None:
-        raise ValueError("labels are indices: pass label_names= (the dataset's label names, in index order) so they "
-                         "can be matched to the generator's labels by name")
-    names = list(getattr(label_names, "names", label_names))  # also a datasets.ClassLabel
-    out = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(v)
-            continue
-        if isinstance(v, bool) or not isinstance(v, Integral):
-            raise ValueError(f"label {v!r} is not a label index: labels are names or whole-number indices into "
-                             f"label_names (a float like 0.7 is not rounded to a class)")
-        if not 0 <= int(v) < len(names):
-            raise ValueError(f"label index {int(v)} is outside label_names (0..{len(names) - 1}: {names})")
-        else:
-            out.append(str(names[int(v)]))
-    return out
 
 
 class GeneratorSource:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ganaug.augment.bank import make_source
-from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, label_names_of
+from ganaug.augment.checks import label_names_of
+from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips
 
 __all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
 
