@@ -124,19 +124,24 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def iteration_rates(variants: dict, data: torch.Tensor, iters: int, rounds: int) -> dict[str, float]:
-    """Median iterations/s of each ``WGANStep`` in ``variants``, ``iters`` iterations a round, rounds interleaved."""
+def iteration_rates(variants: dict, data: torch.Tensor, iters: int, rounds: int, cpu_time: dict | None = None) -> dict[str, float]:
+    """Median iterations/s of each ``WGANStep`` in ``variants``, ``iters`` iterations a round, rounds interleaved.
+    ``cpu_time``: filled with the median process CPU seconds per iteration (robust to a shared machine's load)."""
     for step in variants.values():
         step(data)   # warm-up (compiles where asked)
         sync(step.device)
     times = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
     for _ in range(rounds):
         for name, step in variants.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(iters):
                 step(data)
             sync(step.device)
             times[name].append((time.perf_counter() - t0) / iters)
+            cpu[name].append((time.process_time() - c0) / iters)
+    if cpu_time is not None:
+        cpu_time.update({name: statistics.median(ts) for name, ts in cpu.items()})
     return {name: 1 / statistics.median(ts) for name, ts in times.items()}
 
 
@@ -188,12 +193,14 @@ def gan_part(data, args) -> None:
         preset = "tiny"
         variants = {"today (f32)": WGANStep(preset, "cpu", args.cpu_batch, args.d_steps, None),
                     "new (f32, compile none)": NewStep(preset, "cpu", args.cpu_batch, args.d_steps, data, amp="none")}
-        rates = iteration_rates(variants, data, args.iters, args.rounds)
-        base = rates["today (f32)"]
+        cpu = {}
+        rates = iteration_rates(variants, data, args.iters, args.rounds, cpu)
+        base, base_cpu = rates["today (f32)"], cpu["today (f32)"]
         print(f"CPU WGAN-GP {preset} (d={PRESETS[preset]['model_dim']}), batch {args.cpu_batch}, {args.d_steps} D + 1 G, "
               f"{args.threads} thread(s), medians of {args.rounds} interleaved rounds of {args.iters} iteration(s):")
         for name, rate in rates.items():
-            print(f"  {name:28s} {rate:8.4f} it/s  ({rate / base:.2f}x today)")
+            print(f"  {name:28s} {rate:8.4f} it/s ({rate / base:.2f}x today); process CPU {cpu[name]:6.2f} s/it "
+                  f"({base_cpu / cpu[name]:.2f}x today)")
     if torch.cuda.is_available() and not args.no_cuda:
         gpu = data[:2048].cuda()
         peak = bf16_matmul_rate()

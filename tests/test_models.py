@@ -142,3 +142,46 @@ def test_phase_shuffle_is_identity_in_eval_and_for_n0():
     assert torch.equal(PhaseShuffle(2).eval()(x), x)
     assert torch.equal(PhaseShuffle(0).train()(x), x)
     assert torch.equal(phase_shuffle(x, torch.zeros(4, dtype=torch.long)), x)
+
+
+def test_critic_takes_the_shifts_the_loop_draws():
+    torch.manual_seed(0)
+    D = WaveGANDiscriminator(model_dim=2, label_names=["yes", "no"]).train()
+    torch.nn.init.normal_(D.embed.weight)
+    x, y = torch.randn(3, 16384) * 0.1, torch.tensor([0, 1, 1])
+    assert D.shuffle_layers == 4
+    zeros = torch.zeros(4, 3, dtype=torch.long)
+    assert torch.allclose(D(x, y, shifts=zeros), D.eval()(x, y), atol=1e-6)        # no shift = no shuffle
+    D.train()
+    shifts = torch.tensor([[2, -2, 1]] * 4)
+    assert torch.equal(D(x, y, shifts=shifts), D(x, y, shifts=shifts))           # given shifts: deterministic
+    assert not torch.allclose(D(x, y, shifts=shifts), D(x, y, shifts=zeros))
+    assert WaveGANDiscriminator(model_dim=2, phase_shuffle=0).shuffle_layers == 0
+
+
+# -- multi-resolution STFT critic ---------------------------------------------------------------------------
+def test_stft_critic_scores_conditions_and_differentiates_twice():
+    from ganaug.models.stft_critic import MultiResolutionSTFTCritic
+
+    torch.manual_seed(0)
+    S = MultiResolutionSTFTCritic(["yes", "no"], channels=2)
+    x = (torch.randn(2, 16384) * 0.1).requires_grad_(True)
+    out = S(x, torch.tensor([0, 1]))
+    assert out.shape == (2,) and torch.isfinite(out).all()
+    same_clip = x.detach()[:1].repeat(2, 1)
+    a = S(same_clip, torch.tensor([0, 1]))
+    assert torch.allclose(a[0], a[1], atol=1e-5)                  # projection starts at zero: unconditional
+    for c in S.critics:
+        torch.nn.init.normal_(c.embed.weight)
+    a = S(same_clip, torch.tensor([0, 1]))
+    assert not torch.allclose(a[0], a[1], atol=1e-3)
+    (g,) = torch.autograd.grad(S(x, torch.tensor([0, 1])).sum(), x, create_graph=True)
+    g.square().sum().backward()                                   # the penalty's double backward
+    assert all(torch.isfinite(p.grad).all() for p in S.parameters() if p.grad is not None)
+    torch.manual_seed(1)
+    again = MultiResolutionSTFTCritic(**S.config())
+    assert again.config() == S.config() and len(again.critics) == 3
+    with pytest.raises(ValueError, match="labels"):
+        S(x)
+    with pytest.raises(ValueError, match="waveforms"):
+        S(x.unsqueeze(1))

@@ -164,7 +164,7 @@ class SpectrogramDiscriminator(nn.Module):
             return x
         b, c, f, t = x.shape
         shifts = torch.randint(-self.phase_shuffle, self.phase_shuffle + 1, (b,), device=x.device)
-        return phase_shuffle(x.reshape(b, c * f, t), shifts).view(b, c, f, t)
+        return phase_shuffle(x.reshape(b, c * f, t), shifts, self.phase_shuffle).view(b, c, f, t)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = x.unsqueeze(1) if x.dim() == 3 else x

@@ -98,11 +98,12 @@ class AdaptiveP:
     """ADA's controller of the augmentation probability ``p`` (a device tensor; no host synchronisation).
 
     ``observe(real_scores)`` after each critic step; every ``interval`` observations ``p`` moves by
-    ``sign(mean sign(D(real)) - target) * clips_seen / (kimg * 1000)``.
+    ``sign(mean sign(D(real)) - target) * clips_seen / (kimg * 1000)`` (over all processes under torchrun).
     """
 
-    def __init__(self, target: float, kimg: float, device, p: float = 0.0, interval: int = 4):
+    def __init__(self, target: float, kimg: float, device, p: float = 0.0, interval: int = 4, reduce=None):
         self.target, self.kimg, self.interval = target, kimg, interval
+        self.reduce = reduce          # sums a device tensor over processes in place (torchrun); None: one process
         self.p = torch.tensor(float(p), device=device)
         self.sign_sum = torch.zeros((), device=device)
         self.clips = 0
@@ -113,8 +114,11 @@ class AdaptiveP:
         self.clips += real_scores.shape[0]
         self.calls += 1
         if self.calls % self.interval == 0:
-            rt = self.sign_sum / self.clips
-            self.p = (self.p + (rt - self.target).sign() * (self.clips / (self.kimg * 1000))).clamp(0.0, 1.0)
+            stats = torch.stack([self.sign_sum, torch.full_like(self.sign_sum, self.clips)])
+            if self.reduce is not None:          # every process takes the same p (no host synchronisation)
+                self.reduce(stats)
+            rt = stats[0] / stats[1]
+            self.p = (self.p + (rt - self.target).sign() * (stats[1] / (self.kimg * 1000))).clamp(0.0, 1.0)
             self.sign_sum = torch.zeros_like(self.sign_sum)
             self.clips = 0
 

@@ -61,6 +61,12 @@ class Dist:
             p.grad = flat[offset:offset + n].view_as(p).clone()
             offset += n
 
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over processes in place (an asynchronous collective: no host synchronisation)."""
+        if self.active:
+            dist.all_reduce(tensor)
+        return tensor
+
     def mean(self, values: dict[str, torch.Tensor]) -> dict[str, float]:
         """Average scalar tensors over processes (one all-reduce) and return them as floats."""
         keys = sorted(values)

@@ -15,6 +15,7 @@ also captures them as CUDA graphs). Losses are dicts of named terms (``"D/wgan"`
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import Path
 
 import torch
@@ -87,7 +88,7 @@ class GanStep:
             from ganaug.models.stft_critic import MultiResolutionSTFTCritic
 
             with torch.random.fork_rng(devices=[]):   # its init leaves every random stream untouched
-                torch.manual_seed(seed + 1)
+                torch.random.default_generator.manual_seed(seed + 1)
                 self.stft = MultiResolutionSTFTCritic(G.label_names, channels=max(4, getattr(D, "model_dim", 64) // 4))
             self.stft.to(self.device).train()
         self.aux_kind = opts.aux if opts.aux_weight > 0 else None
@@ -99,7 +100,7 @@ class GanStep:
                 raise ValueError(f"aux={self.aux_kind} needs a critic with features()/head() (WaveGAN's)")
             if self.aux_kind == "acgan":
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(seed + 2)
+                    torch.random.default_generator.manual_seed(seed + 2)
                     self.aux_head = nn.Linear(D.feature_dim, len(G.label_names)).to(self.device)
             if self.aux_kind == "frozen":
                 self.classifier, self.classifier_index = _frozen_classifier(aux_classifier, G, self.device)
@@ -109,15 +110,12 @@ class GanStep:
         kind = {"fused": True} if cuda else {"foreach": True}
         self.opt_G = torch.optim.Adam(G.parameters(), lr=opts.lr, betas=opts.betas, **kind)
         self.opt_D = torch.optim.Adam(self.critics.parameters(), lr=opts.lr, betas=opts.betas, **kind)
-        self.ema = None
-        if opts.ema_decay:
-            import copy
-
-            self.ema = copy.deepcopy(G).requires_grad_(False)
+        self.ema = copy.deepcopy(G).requires_grad_(False) if opts.ema_decay else None
         if opts.diffaug and G.family != "wavegan":
             raise ValueError(f"diffaug={opts.diffaug!r} augments waveforms; {G.family} critics see spectrograms")
         self.diffaug = DiffAugment(opts.diffaug, G.num_samples) if opts.diffaug else None
-        self.ada = AdaptiveP(opts.ada_target, opts.ada_kimg, self.device) if opts.ada_target else None
+        self.ada = AdaptiveP(opts.ada_target, opts.ada_kimg, self.device, reduce=self.dist.sum_) if opts.ada_target \
+            else None
         self.fixed_p = torch.tensor(opts.diffaug_p, device=self.device)
         self.critic_steps = 0                 # critic updates so far: picks the lazy-penalty steps
         self.totals: dict[str, torch.Tensor] = {}
