@@ -155,6 +155,9 @@ def test_evaluate_bad_input_names_the_argument(mini_sc, tmp_path, classifier_dir
         evaluate_generator(ckpt, tmp_path / "no_data", classifier=classifier_dir)
     with pytest.raises(ValueError, match="--num-clips"):
         evaluate_generator(ckpt, mini_sc, classifier=classifier_dir, num_clips=1)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
+            evaluate_generator(ckpt, mini_sc, classifier=classifier_dir, device="cuda")
     with pytest.raises(ValueError, match="--min_confidence"):
         evaluate_generator(ckpt, mini_sc, classifier=classifier_dir, min_confidence=1.5)
     with pytest.raises(ValueError, match="--classifier"):

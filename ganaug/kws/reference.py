@@ -29,7 +29,7 @@ __all__ = ["REFERENCE_OVERRIDES", "ensure_reference", "ensure_reference_for", "r
 # ganaug.models.classifier.REFERENCE_VERSION, so that older classifiers are not reused.
 REFERENCE_OVERRIDES = {
     "classic_augment": True,      # speed perturbation, background noise, time shift (as `ganaug kws`)
-    "number_of_epochs": 30,       # cosine schedule to 0; the best validation epoch is kept
+    "number_of_epochs": 40,       # cosine schedule to 0; the best validation epoch is kept
     "channels": 64,               # DS-CNN width = the FID embedding size
     "num_blocks": 4,
     "dropout": 0.1,

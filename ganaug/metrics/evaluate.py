@@ -223,6 +223,8 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder")
+    if str(device or "").startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     started = time.time()
     source, kind = _source(ckpt)
