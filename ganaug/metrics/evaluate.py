@@ -116,13 +116,14 @@ def _source(ckpt):
                             f"nor a per-keyword run folder (<label>/ checkpoints); pass the output_folder of `ganaug train`")
 
 
-def _generate(source, names: list[str], seed: int, sample_rate: int, num_samples: int) -> torch.Tensor:
-    """``(len(names), num_samples)`` clips at ``sample_rate`` on the CPU; clip i from ``(seed, i)``."""
+def _generate(source, names: list[str], seed: int, sample_rate: int, num_samples: int, device=None) -> torch.Tensor:
+    """``(len(names), num_samples)`` clips at ``sample_rate`` on the CPU (made on ``device``); clip i
+    from ``(seed, i)``."""
     from ganaug.audio import fit_length, resample
     from ganaug.augment.source import mix_seed
 
     seeds = [mix_seed("evaluate", seed, i) for i in range(len(names))]
-    wavs = torch.cat([source.generate(names[i:i + 256], seeds[i:i + 256], device=None).float().cpu()
+    wavs = torch.cat([source.generate(names[i:i + 256], seeds[i:i + 256], device=device).float().cpu()
                       for i in range(0, len(names), 256)])
     return fit_length(resample(wavs, source.sample_rate, sample_rate), num_samples)
 
@@ -252,7 +253,7 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                          f"the real-data reference needs a few held-out speakers (use a folder with more speakers)")
 
     names = [UNCONDITIONAL] * num_clips if kind == "unconditional" else [labels[i % len(labels)] for i in range(num_clips)]
-    gen_wavs = _generate(source, names, seed, sample_rate, train_wavs.shape[1])
+    gen_wavs = _generate(source, names, seed, sample_rate, train_wavs.shape[1], device)
     gen_labels = None if kind == "unconditional" else torch.tensor([to_index[n] for n in names], dtype=torch.long)
     ctx = MetricContext(classifier=model, train=ClipSet("real train", train_wavs.float(), train_labels),
                         device=device, sample_rate=sample_rate,
