@@ -25,7 +25,7 @@ DEMO = {
     # ganaug train wavegan_conditional overrides
     "train": {"model_dim": 8, "batch_size": 16, "max_steps": 300, "ckpt_interval_steps": 100,
               "log_interval_steps": 10, "samples_per_label": 2, "tensorboard": False},
-    "classifier": {},                 # reference-classifier recipe overrides (REFERENCE_RECIPE)
+    "classifier": {},                 # kws keys overriding the reference recipe (ganaug.kws.reference)
     "num_samples": 500,               # generated clips scored
     "ablation": "ablation_quick",     # packaged preset
     "ablation_overrides": {},
@@ -37,7 +37,7 @@ SMOKE = {
     "labels": "yes,no",
     "train": {"model_dim": 8, "batch_size": 8, "max_steps": 2, "ckpt_interval_steps": 2, "d_steps_per_g_step": 1,
               "log_interval_steps": 1, "samples_per_label": 1, "tensorboard": False, "progress": False},
-    "classifier": {"epochs": 2, "batch_size": 8},
+    "classifier": {"number_of_epochs": 2, "batch_size": 8},
     "num_samples": 16,
     "ablation": "ablation_quick",
     "ablation_overrides": {"speaker_fractions": [1.0], "seeds": [0], "augmentations": ["none", "gan_conditional"],
@@ -108,7 +108,7 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
         result = json.loads(metrics.read_text())
         print(f"done already: {metrics}")
     else:
-        result = evaluate_generator(ckpt, data, classifier=paths["classifier"], num_samples=s["num_samples"],
+        result = evaluate_generator(ckpt, data, classifier=paths["classifier"], num_clips=s["num_samples"],
                                     device=device, progress=progress, recipe=s["classifier"])
         atomic_write_json(metrics, result)
     print(format_table(result))

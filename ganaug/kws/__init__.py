@@ -1,7 +1,10 @@
 """Keyword spotting: the compact classifier, its training recipe and results.
 
 ``ganaug kws HPARAMS.yaml`` calls :func:`main`. The classifier (``KWSClassifier``,
-``save_classifier``, ``load_classifier``) lives in :mod:`ganaug.models.classifier`.
+``save_classifier``, ``load_classifier``) lives in :mod:`ganaug.models.classifier`. One training
+loop (:func:`ganaug.kws.brain.train_classifier`, a SpeechBrain Brain + Checkpointer) trains every
+classifier: ``ganaug kws`` (both trainers) and the reference classifier of the metrics and the
+label-consistency filter (:mod:`ganaug.kws.reference`, the kws recipe with a few overrides).
 """
 
 from ganaug.models import KWSClassifier, load_classifier, save_classifier

@@ -96,7 +96,7 @@ def write_noise_csv(noise_folder, csv_path) -> int:
         writer = csv.writer(f)
         writer.writerow(["ID", "duration", "wav", "wav_format", "wav_opts"])
         for i, path in enumerate(files):
-            frames, rate = audio_info(path)
+            rate, frames = audio_info(path)
             writer.writerow([f"noise{i}", f"{frames / rate:.3f}", str(path.resolve()), path.suffix[1:].lower(), ""])
     return len(files)
 
@@ -130,10 +130,13 @@ def synthesize(gan_ckpt, label_names, per_label: int, sample_rate: int, num_samp
 
 
 def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
-    """The GanAugment of a run (``gan_ckpt``, ``gan_p``, ``gan_mode``), or None when ``gan_ckpt`` is empty.
+    """The GanAugment of a run (``gan_ckpt``, ``gan_p``, ``gan_mode``, ``gan_unknown_labels``,
+    ``gan_min_confidence``, ``gan_filter_classifier``), or None when ``gan_ckpt`` is empty.
 
     ``integration="speechbrain"`` gives the SpeechBrain adapter (``(wavs, lens, labels)`` in and out);
-    ``"core"`` gives ``ganaug.GanAugment`` (whose ``hf_map`` the HF trainer uses).
+    ``"core"`` gives ``ganaug.GanAugment`` (whose ``hf_map`` the HF trainer uses). A run label the
+    generator does not know is an error here, before any training, unless ``gan_unknown_labels=keep``.
+    The label-consistency filter keys are passed only when set.
     """
     ckpt = str(hp.get("gan_ckpt") or "")
     if not ckpt:
@@ -145,6 +148,19 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
     else:
         from ganaug.augment import GanAugment
     wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), label_names=list(label_names),
-                  sample_rate=int(hp["sample_rate"]))
+                  sample_rate=int(hp["sample_rate"]), unknown_labels=str(hp.get("gan_unknown_labels") or "error"))
+    if float(hp.get("gan_min_confidence") or 0.0) > 0:
+        wanted["min_confidence"] = float(hp["gan_min_confidence"])
+    if str(hp.get("gan_filter_classifier") or ""):
+        wanted["filter_classifier"] = str(hp["gan_filter_classifier"])
     params = inspect.signature(GanAugment).parameters
-    return GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
+    dropped = [k for k in ("min_confidence", "filter_classifier") if k in wanted and k not in params]
+    if dropped:
+        raise HparamsError(f"gan_{dropped[0]}: this GanAugment has no label-consistency filter; "
+                           f"leave gan_min_confidence=0 and gan_filter_classifier=''")
+    augment = GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
+    unknown = [name for name in label_names if name not in augment.known_labels]
+    if unknown and wanted["unknown_labels"] == "error":
+        raise HparamsError(f"gan_ckpt={ckpt}: the generator knows labels {augment.known_labels}, not {unknown}; "
+                           f"use a generator trained on them, or --gan_unknown_labels=keep to leave those rows real")
+    return augment

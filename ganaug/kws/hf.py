@@ -1,22 +1,21 @@
-"""The plain-PyTorch + HF ``datasets`` trainer of ``ganaug kws`` (``trainer: hf``).
+"""The HF ``datasets`` trainer of ``ganaug kws`` (``trainer: hf``).
 
 Shows the ``datasets.map`` route: the training split becomes a ``datasets.Dataset`` of
 ``{"audio": {"array", "sampling_rate"}, "label", "label_name"}`` rows (no ``Audio()`` decoding
 needed), and when ``gan_ckpt`` is set ``GanAugment.hf_map`` adds synthetic rows to it once,
-before training. The model, optimizer, schedule, classic augmentation and best-valid selection
-are the SpeechBrain trainer's, so the two give the same kind of numbers.
+before training. Training is the one loop of :func:`ganaug.kws.brain.train_classifier` (model,
+optimizer, schedule, classic augmentation, best-valid checkpoint): the two trainers differ only
+in where the training rows come from.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ganaug.kws.brain import accuracy_report, build_model, make_optimizer, predict, set_epoch_lr
+from ganaug.kws.brain import train_classifier
 
 __all__ = ["to_hf_dataset", "train_hf"]
 
@@ -52,10 +51,10 @@ def gan_map(ds, gan_augment, hp: dict, fingerprint: str):
                   new_fingerprint=hashlib.sha1(key.encode()).hexdigest()[:16], desc="GanAugment.hf_map")
 
 
-def train_hf(hp: dict, data, classic=None, gan_augment=None) -> dict:
-    """Train a KWSClassifier over an HF dataset with a plain PyTorch loop."""
-    torch.manual_seed(int(hp["seed"]))
-    device = torch.device(str(hp["device"]))
+def train_hf(hp: dict, data, augment=None, gan_augment=None, progress: bool = True) -> dict:
+    """Train on the rows of an HF dataset (GanAugment's ``hf_map`` rows added once) through the one
+    loop of :func:`ganaug.kws.brain.train_classifier`; ``augment`` (the classic augmenter) runs on
+    training batches there."""
     batch_size = int(hp["batch_size"])
     train_ds = to_hf_dataset(*data.train, data.label_names, int(hp["sample_rate"]))
     num_real = len(train_ds)
@@ -63,31 +62,5 @@ def train_hf(hp: dict, data, classic=None, gan_augment=None) -> dict:
         train_ds = gan_map(train_ds, gan_augment, hp, data.info.get("train_fingerprint", ""))
     loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, collate_fn=_collate,
                         generator=torch.Generator().manual_seed(int(hp["seed"])))
-    model = build_model(hp, data.label_names).to(device)
-    optimizer = make_optimizer(hp)(model.parameters())
-    history, best = [], None
-    for epoch in range(1, int(hp["number_of_epochs"]) + 1):
-        set_epoch_lr(optimizer, hp, epoch)
-        model.train()
-        total, steps = 0.0, 0
-        for wavs, labels in loader:
-            wavs, labels = wavs.to(device), labels.to(device)
-            if classic is not None:
-                wavs, _ = classic(wavs, torch.ones(len(wavs), device=device))
-                labels = classic.replicate_labels(labels)
-            loss = F.cross_entropy(model(wavs), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, steps = total + loss.item(), steps + 1
-        valid = accuracy_report(predict(model, data.valid[0], batch_size, device), data.valid[1], data.label_names)
-        history.append({"epoch": epoch, "train_loss": total / max(1, steps), "valid_acc": valid["acc"]})
-        if best is None or valid["acc"] > best[0]:
-            best = (valid["acc"], epoch, copy.deepcopy(model.state_dict()))
-    model.load_state_dict(best[2])
-    reports = {}
-    for name, split in (("test", data.test), ("eval", data.eval)):
-        if split is not None:
-            reports[name] = accuracy_report(predict(model, split[0], batch_size, device), split[1], data.label_names)
-    return {"model": model.to("cpu").eval(), "best_epoch": best[1], "valid_acc": best[0], "history": history,
-            "num_train_rows": len(train_ds), "synthetic_rows": len(train_ds) - num_real, **reports}
+    out = train_classifier(hp, data, augment=augment, train_loader=loader, progress=progress, desc="kws (hf)")
+    return {**out, "num_train_rows": len(train_ds), "synthetic_rows": len(train_ds) - num_real}

@@ -22,7 +22,8 @@ from ganaug.hparams import HparamsError, load_hparams
 __all__ = ["main", "run_kws", "check_hparams", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
-CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append")}
+CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append"),
+           "gan_unknown_labels": ("error", "keep")}
 SCALARS = (bool, int, float, str, type(None))
 
 
@@ -34,8 +35,9 @@ def check_hparams(hp: dict) -> None:
     for key in ("number_of_epochs", "batch_size", "synthetic_per_label"):
         if not isinstance(hp[key], int) or hp[key] < 1:
             raise HparamsError(f"{key}={hp[key]!r}: must be a positive integer")
-    if not 0.0 <= float(hp["gan_p"]) <= 1.0:
-        raise HparamsError(f"gan_p={hp['gan_p']!r}: must be a probability in [0, 1]")
+    for key in ("gan_p", "gan_min_confidence"):
+        if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) <= 1.0:
+            raise HparamsError(f"{key}={hp[key]!r}: must be a probability in [0, 1]")
     if hp["train_source"] == "synthetic" and not hp["gan_ckpt"]:
         raise HparamsError("train_source=synthetic (TSTR) needs --gan_ckpt=DIR, the generator to train on")
     device = str(hp["device"])
@@ -71,23 +73,17 @@ def _classic_augmenter(hp: dict, output_folder: Path):
     return hp["classic_augmenter"]
 
 
-def run_kws(hparams_file, overrides=None) -> dict:
-    """Run the recipe; returns the results dict (also written to ``<output_folder>/results.json``)."""
-    from ganaug.io import atomic_write, atomic_write_json
-    from ganaug.kws.brain import AugmentPipeline, train_speechbrain
+def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = "kws") -> tuple[dict, object]:
+    """Train and test one classifier of the checked hparams ``hp``: ``(results, model)``.
+
+    ``output_folder`` receives ``noise.csv`` (classic augmentation with background noise); nothing
+    else is written here. :func:`run_kws` and :mod:`ganaug.kws.reference` both call it.
+    """
+    from ganaug.kws.brain import AugmentPipeline, train_classifier
     from ganaug.kws.data import load_kws_data, make_gan_augment, synthesize
-    from ganaug.models.classifier import save_classifier
 
-    hp, resolved = load_hparams(hparams_file, overrides)
-    check_hparams(hp)
-    if int(hp.get("num_threads") or 0) > 0:
-        torch.set_num_threads(int(hp["num_threads"]))
     started = time.time()
-    output_folder = Path(str(hp["output_folder"]))
-    output_folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
     _seed_everything(int(hp["seed"]))
-
     data = load_kws_data(hp)
     num_real = len(data.train[0])
     if hp["train_source"] == "synthetic":  # TSTR: the real training split is replaced by generated clips
@@ -99,13 +95,13 @@ def run_kws(hparams_file, overrides=None) -> dict:
     if hp["trainer"] == "speechbrain":
         gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None
         augment = AugmentPipeline(gan, classic)
-        out = train_speechbrain(hp, data, augment)
+        out = train_classifier(hp, data, augment, progress=progress, desc=desc)
         synthetic_rows = augment.synthetic_rows
     else:
         from ganaug.kws.hf import train_hf
 
         gan = make_gan_augment(hp, data.label_names, "core") if gan_on else None
-        out = train_hf(hp, data, classic=classic, gan_augment=gan)
+        out = train_hf(hp, data, augment=AugmentPipeline(None, classic), gan_augment=gan, progress=progress)
         synthetic_rows = out["synthetic_rows"]
 
     test, evals = out["test"], out.get("eval")
@@ -127,7 +123,8 @@ def run_kws(hparams_file, overrides=None) -> dict:
         "trainer": hp["trainer"],
         "train_source": hp["train_source"],
         "augmentation": {"classic": bool(hp["classic_augment"]), "gan_ckpt": str(hp["gan_ckpt"] or "") or None,
-                         "gan_p": float(hp["gan_p"]), "gan_mode": hp["gan_mode"]},
+                         "gan_p": float(hp["gan_p"]), "gan_mode": hp["gan_mode"],
+                         "gan_min_confidence": float(hp["gan_min_confidence"] or 0.0)},
         "synthetic_rows": int(synthetic_rows),
         "history": out["history"],
         "duration_s": round(time.time() - started, 2),
@@ -135,8 +132,24 @@ def run_kws(hparams_file, overrides=None) -> dict:
                    (isinstance(v, list) and all(isinstance(x, SCALARS) for x in v))},
         **{k: v for k, v in data.info.items() if k != "train_speaker_ids"},
     }
-    save_classifier(output_folder / "classifier", out["model"], test_acc=results["test_acc"],
-                    data_fingerprint=data.info.get("train_fingerprint"))
+    return results, out["model"]
+
+
+def run_kws(hparams_file, overrides=None) -> dict:
+    """Run the recipe; returns the results dict (also written to ``<output_folder>/results.json``)."""
+    from ganaug.io import atomic_write, atomic_write_json
+    from ganaug.models.classifier import save_classifier
+
+    hp, resolved = load_hparams(hparams_file, overrides)
+    check_hparams(hp)
+    if int(hp.get("num_threads") or 0) > 0:
+        torch.set_num_threads(int(hp["num_threads"]))
+    output_folder = Path(str(hp["output_folder"]))
+    output_folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
+    results, model = train_kws(hp, output_folder, progress=bool(hp["progress"]))
+    save_classifier(output_folder / "classifier", model, test_acc=results["test_acc"],
+                    data_fingerprint=results.get("train_fingerprint"))
     atomic_write_json(output_folder / RESULTS_FILE, results)
     return results
 

@@ -1,18 +1,18 @@
 """Generator evaluation: IS, modified IS, FID, |D|train, |D|self and label accuracy.
 
 The metrics are judged by a reference keyword classifier trained on real data
-(:mod:`ganaug.metrics.classifier`), registered by name in :data:`METRICS`
+(:mod:`ganaug.kws.reference`, loaded by :mod:`ganaug.metrics.classifier`), registered by name in :data:`METRICS`
 (:mod:`ganaug.metrics.registry`), and computed by :func:`evaluate_generator`, which the
 ``ganaug evaluate`` command, the ablation and the report call::
 
     from ganaug.metrics import evaluate_generator, format_table
-    result = evaluate_generator("runs/cond", "data/speech_commands", num_samples=1000)
+    result = evaluate_generator("runs/cond", "data/speech_commands", num_clips=1000)
     print(format_table(result))       # generated vs real test speakers
 
 The math alone lives in :mod:`ganaug.metrics.functional`.
 """
 
-from ganaug.metrics.classifier import REFERENCE_RECIPE, reference_classifier, train_reference_classifier
+from ganaug.metrics.classifier import classify, load_reference, reference_classifier
 from ganaug.metrics.evaluate import evaluate_generator, format_table, generate_clips, load_generators
 from ganaug.metrics.functional import (
     frechet_distance, frechet_distance_from_features, inception_score, label_accuracy,
@@ -22,7 +22,7 @@ from ganaug.metrics.registry import DEFAULT_METRICS, METRICS, ClipSet, MetricCon
 
 __all__ = [
     "evaluate_generator", "format_table", "generate_clips", "load_generators",
-    "reference_classifier", "train_reference_classifier", "REFERENCE_RECIPE",
+    "reference_classifier", "load_reference", "classify",
     "METRICS", "DEFAULT_METRICS", "register_metric", "run_metrics", "ClipSet", "MetricContext",
     "inception_score", "modified_inception_score", "frechet_distance", "frechet_distance_from_features",
     "nn_features", "nn_distance", "label_accuracy",

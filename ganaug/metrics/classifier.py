@@ -1,44 +1,21 @@
-"""The reference classifier: the "Inception network" of ganaug's generator metrics.
+"""The reference classifier as the metrics use it: the "Inception network" of ganaug.
 
-A :class:`ganaug.kws.KWSClassifier` (log-mel DS-CNN) trained on the real TRAIN split of the
-data only, with the best epoch chosen on the VALID speakers and its accuracy reported on the
-TEST speakers (never heard in training). It is saved as a classifier folder
-(``classifier.safetensors`` + ``config.json``, see :mod:`ganaug.models.classifier`) whose config also
-records the recipe, the data fingerprints and ``test_acc``/``valid_acc``; a folder that is
-already there is loaded, not retrained.
-
-Recipe (``REFERENCE_RECIPE``, overridable by keyword): AdamW, one-cycle learning rate, plain
-cross-entropy (no label smoothing: it would cap the confidence that IS measures), random time
-shifts of up to 100 ms and random gain as augmentation.
+It is trained (once per TRAIN split, by the one kws loop) by :mod:`ganaug.kws.reference`;
+here it is found or trained (:func:`reference_classifier`), checked against the labels being
+scored, and run (:func:`classify`: logits and the penultimate embedding that FID uses).
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.models.classifier import KWSClassifier, is_classifier, load_classifier, save_classifier
+from ganaug.models.classifier import KWSClassifier, load_classifier
 
-__all__ = ["REFERENCE_RECIPE", "reference_classifier", "train_reference_classifier", "classify",
-           "default_classifier_dir", "real_split"]
-
-REFERENCE_RECIPE = {
-    "epochs": 12,            # passes over the training clips
-    "batch_size": 64,
-    "lr": 3e-3,              # peak of the one-cycle schedule
-    "weight_decay": 1e-2,
-    "shift_ms": 100.0,       # random time shift, +-, zero filled
-    "gain_db": 6.0,          # random gain, +-
-    "n_mels": 40,
-    "channels": 64,          # DS-CNN width = embedding size used by FID
-    "num_blocks": 4,
-    "seed": 0,
-}
+__all__ = ["reference_classifier", "load_reference", "classify", "real_split"]
 
 
 def real_split(data, label_names, split: str, sample_rate: int = 16000, num_samples: int = 16384, cache=None):
@@ -49,19 +26,8 @@ def real_split(data, label_names, split: str, sample_rate: int = 16000, num_samp
     dataset = KeywordDataset(data, labels=label_names, sample_rate=sample_rate, num_samples=num_samples, split=split)
     if len(dataset) == 0:
         return torch.zeros(0, num_samples), torch.zeros(0, dtype=torch.long), dataset
-    wavs, labels = preload(dataset, cache_dir=cache)
+    wavs, labels = preload(dataset, cache_dir=cache, progress=False)
     return wavs, labels, dataset
-
-
-def default_classifier_dir(data, label_names, recipe: dict | None = None, sample_rate: int = 16000) -> Path:
-    """``$GANAUG_CACHE/reference_classifiers/<key>``: one per (data, labels, recipe)."""
-    from ganaug.data import KeywordDataset
-    from ganaug.io import cache_dir
-
-    train = KeywordDataset(data, labels=label_names, sample_rate=sample_rate, split="train")
-    recipe = {**REFERENCE_RECIPE, **(recipe or {})}
-    key = hashlib.sha1(f"{train.fingerprint()}|{json.dumps(recipe, sort_keys=True)}".encode()).hexdigest()[:16]
-    return cache_dir() / "reference_classifiers" / key
 
 
 @torch.inference_mode()
@@ -80,102 +46,37 @@ def classify(model: KWSClassifier, wavs: torch.Tensor, batch_size: int = 256, de
     return torch.cat(logits), torch.cat(embeds)
 
 
-def _augment(wavs: torch.Tensor, shift: int, gain_db: float, generator: torch.Generator) -> torch.Tensor:
-    n, length = wavs.shape
-    if shift > 0:
-        shifts = torch.randint(-shift, shift + 1, (n,), generator=generator)
-        index = torch.arange(length)[None] - shifts[:, None]
-        valid = (index >= 0) & (index < length)
-        wavs = torch.where(valid, wavs.gather(1, index.clamp(0, length - 1)), torch.zeros(()))
-    if gain_db > 0:
-        gains = 10 ** ((torch.rand(n, 1, generator=generator) * 2 - 1) * gain_db / 20)
-        wavs = (wavs * gains).clamp(-1, 1)
-    return wavs
-
-
-def _accuracy(model, wavs, labels, device) -> float | None:
-    if wavs.shape[0] == 0:
-        return None
-    logits, _ = classify(model, wavs, device=device)
-    return float((logits.argmax(1) == labels).float().mean())
-
-
-def train_reference_classifier(data, label_names, folder, device=None, sample_rate: int = 16000,
-                               progress: bool = True, **recipe) -> KWSClassifier:
-    """Train the reference classifier on ``data``'s TRAIN split and save it to ``folder``."""
-    unknown = set(recipe) - set(REFERENCE_RECIPE)
-    if unknown:
-        raise ValueError(f"unknown reference-classifier settings {sorted(unknown)}; known: {sorted(REFERENCE_RECIPE)}")
-    r = {**REFERENCE_RECIPE, **recipe}
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    train_wavs, train_labels, train_set = real_split(data, label_names, "train", sample_rate)
-    valid_wavs, valid_labels, valid_set = real_split(data, label_names, "valid", sample_rate)
-    test_wavs, test_labels, test_set = real_split(data, label_names, "test", sample_rate)
-    missing = [name for name, count in train_set.label_counts().items() if count == 0]
-    if missing:
-        raise ValueError(f"{data}: no training clips of {missing}; the reference classifier needs every label "
-                         f"in the TRAIN split (check --data and the generator's labels)")
-
-    torch.manual_seed(r["seed"])
-    generator = torch.Generator().manual_seed(r["seed"])
-    model = KWSClassifier(label_names, sample_rate=sample_rate, n_mels=r["n_mels"],
-                          channels=r["channels"], num_blocks=r["num_blocks"]).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
-    steps_per_epoch = -(-train_wavs.shape[0] // r["batch_size"])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r["lr"], total_steps=r["epochs"] * steps_per_epoch)
-    shift = int(r["shift_ms"] * sample_rate / 1000)
-    best = (-1.0, None, 0)
-    bar = tqdm(range(r["epochs"]), desc="reference classifier", unit="epoch", disable=not progress)
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(train_wavs.shape[0], generator=generator)
-        for start in range(0, len(order), r["batch_size"]):
-            idx = order[start:start + r["batch_size"]]
-            wavs = _augment(train_wavs[idx].float(), shift, r["gain_db"], generator).to(device)
-            loss = torch.nn.functional.cross_entropy(model(wavs), train_labels[idx].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        valid_acc = _accuracy(model, valid_wavs, valid_labels, device)
-        score = valid_acc if valid_acc is not None else float(epoch)   # no valid speakers: keep the last
-        if score >= best[0]:
-            best = (score, copy.deepcopy(model.state_dict()), epoch)
-        bar.set_postfix(loss=f"{loss.item():.3f}", valid_acc="-" if valid_acc is None else f"{valid_acc:.3f}")
-    model.load_state_dict(best[1])
-    model.eval()
-    test_acc = _accuracy(model, test_wavs, test_labels, device)
-    valid_acc = _accuracy(model, valid_wavs, valid_labels, device)
-    save_classifier(folder, model.cpu(), role="reference_classifier", recipe=r, best_epoch=best[2],
-                    test_acc=test_acc, valid_acc=valid_acc, num_train=int(train_wavs.shape[0]),
-                    num_test=int(test_wavs.shape[0]), train_speakers=len(train_set.speakers),
-                    test_speakers=len(test_set.speakers), data=str(Path(data).resolve()),
-                    data_fingerprint=train_set.fingerprint())
-    return model.to(device)
-
-
-def reference_classifier(data, label_names, folder=None, device=None, sample_rate: int = 16000,
-                         progress: bool = True, **recipe) -> tuple[KWSClassifier, dict, Path]:
-    """Load the classifier in ``folder`` or train one there: ``(model, config, folder)``.
-
-    ``folder=None`` uses :func:`default_classifier_dir` (shared by every generator evaluated on
-    the same data and labels). An existing classifier must know every name in ``label_names``.
-    """
-    folder = Path(folder) if folder is not None else default_classifier_dir(data, label_names, recipe, sample_rate)
-    if folder.exists() and not is_classifier(folder) and any(folder.iterdir()):
-        raise ValueError(f"--classifier {folder}: the folder exists but holds no classifier "
-                         f"(classifier.safetensors + config.json); give an empty or new folder to train one there")
-    if not is_classifier(folder):
-        print(f"training the reference classifier on the TRAIN split of {data} -> {folder}")
-        train_reference_classifier(data, label_names, folder, device=device, sample_rate=sample_rate,
-                                   progress=progress, **recipe)
-    model = load_classifier(folder, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+def load_reference(folder, label_names, sample_rate: int = 16000, device=None, option: str = "--classifier"):
+    """``(model, config)`` of the classifier in ``folder``; it must know every name in ``label_names``
+    and run at ``sample_rate`` (``option`` names the argument in the error)."""
+    folder = Path(folder)
+    model = load_classifier(folder, device=device)
     config = json.loads((folder / "config.json").read_text())
     missing = [name for name in label_names if name not in model.label_names]
     if missing:
-        raise ValueError(f"--classifier {folder} knows {model.label_names}, not {missing}; pass a new folder "
-                         f"to train a reference classifier for the generator's labels {list(label_names)}")
+        raise ValueError(f"{option} {folder} knows {model.label_names}, not {missing}; pass a new folder "
+                         f"to train a reference classifier for the labels {list(label_names)}")
     if model.sample_rate != sample_rate:
-        raise ValueError(f"--classifier {folder} runs at {model.sample_rate} Hz, the evaluation at {sample_rate} Hz; "
+        raise ValueError(f"{option} {folder} runs at {model.sample_rate} Hz, the clips are at {sample_rate} Hz; "
                          f"pass a new folder to train one at {sample_rate} Hz")
+    return model, config
+
+
+def reference_classifier(data, label_names, folder=None, device=None, sample_rate: int = 16000,
+                         progress: bool = True, overrides: dict | None = None) -> tuple[KWSClassifier, dict, Path]:
+    """Load the classifier in ``folder`` or train one there: ``(model, config, folder)``.
+
+    ``folder=None`` is the reference classifier of ``data``'s whole TRAIN split
+    (:func:`ganaug.kws.reference.ensure_reference`, shared with the demo and the filter); it is
+    trained with the reference recipe (plus ``overrides``, kws keys) when missing.
+    """
+    from ganaug.kws.reference import ensure_reference
+
+    try:
+        folder = ensure_reference(data, label_names, sample_rate=sample_rate, folder=folder, device=device,
+                                  progress=progress, overrides=overrides)
+    except ValueError as err:
+        raise ValueError(f"--classifier: {err}") from err
+    model, config = load_reference(folder, label_names, sample_rate,
+                                   device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return model, config, folder

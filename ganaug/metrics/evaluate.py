@@ -1,19 +1,29 @@
 """``ganaug evaluate CKPT --data DIR``: score a generator, with real-data reference values.
 
 :func:`evaluate_generator` is the library function (the ablation and the report call it);
-:func:`main` is the command: it writes ``metrics.json`` and prints the table.
+:func:`main` is the command: it writes ``metrics.json`` + ``metrics.md`` and prints the table.
 
-Protocol: ``num_samples`` clips are generated (labels balanced for a conditional generator or a
-per-keyword run folder); the reference classifier (:mod:`ganaug.metrics.classifier`) is
-trained on the data's TRAIN split, or loaded. The "real" column scores the held-out TEST
-speakers' clips of the same labels in the same way: IS of real test clips, FID real test vs
-real train, |D|train of test clips to the training clips, the classifier's test accuracy. Set
-sizes differ (generated: ``num_samples``, real: the test split), which biases FID upward for
-the smaller set; |D|self is computed on the same number of clips for both columns.
+Protocol: ``num_clips`` clips are generated through the one generator source of
+:mod:`ganaug.augment` (labels balanced for a conditional generator or a per-keyword run folder;
+clip ``i`` is a pure function of its label and ``(seed, i)``). The *scorer* is the reference
+classifier of ``--data``'s TRAIN split (:func:`ganaug.kws.reference.ensure_reference`: found at
+``reference_dir``, e.g. where the demo trained it, or trained once). The "real" column scores
+the held-out TEST speakers' clips of the same labels in the same way: IS of real test clips,
+FID real test vs real train, |D|train of test clips to the training clips, the scorer's test
+accuracy. Set sizes differ (generated: ``num_clips``, real: the test split), which biases FID
+upward for the smaller set; |D|self is computed on the same number of clips for both columns.
+
+With ``min_confidence``, a *filter* (the generator's own reference classifier, trained on the
+TRAIN split the generator saw, or ``filter_classifier``; a separate model from the scorer, so a
+``--data`` of other speakers judges it independently) keeps the clips whose intended label has a
+posterior >= ``min_confidence``; ``acceptance`` (per label) and ``label_acc_filtered`` (the
+scorer's label accuracy on the kept clips) are added to the result.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from pathlib import Path
@@ -21,11 +31,12 @@ from pathlib import Path
 import torch
 
 from ganaug.checkpoint import find_checkpoints, is_checkpoint, load_generator
-from ganaug.io import atomic_write_json
-from ganaug.metrics.classifier import real_split, reference_classifier
+from ganaug.io import atomic_write, atomic_write_json
+from ganaug.metrics.classifier import classify, load_reference, real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
 
-__all__ = ["evaluate_generator", "load_generators", "generate_clips", "format_table", "main"]
+__all__ = ["evaluate_generator", "load_generators", "generate_clips", "format_table", "filter_accept",
+           "write_metrics", "main"]
 
 ROWS = [  # key, name, reading
     ("is", "Inception Score", "higher is better, at most #labels"),
@@ -36,10 +47,14 @@ ROWS = [  # key, name, reading
     ("label_acc", "label accuracy", "classifier hears the intended label"),
     ("consistency", "spectrogram consistency", "TiFGAN's measure; real speech ~0.7, noise lower"),
 ]
+UNCONDITIONAL = "_unconditional_"   # the source's name for the clips of an unconditional generator
 
 
 def load_generators(ckpt, device=None) -> tuple[dict, str]:
-    """``({label or None: generator}, kind)``; kind is "conditional", "unconditional" or "per_keyword"."""
+    """``({label or None: generator}, kind)``; kind is "conditional", "unconditional" or "per_keyword".
+
+    Used by :mod:`ganaug.report.page` only (evaluation samples through
+    :class:`ganaug.augment.source.GeneratorSource`); goes when the report does the same."""
     ckpt = Path(ckpt)
     if is_checkpoint(ckpt):
         generator = load_generator(ckpt, device=device)
@@ -84,24 +99,55 @@ def generate_clips(generators: dict, kind: str, n: int, seed: int = 0, sample_ra
     return fit_length(resample(out, g.sample_rate, sample_rate), num_samples), wanted
 
 
-def _add_generator_spectrograms(clips, generators: dict, kind: str, labels, seed: int, n: int = 256) -> None:
-    """For TiFGAN, score the generator's own log-magnitudes (before PGHI), as the TiFGAN paper does."""
+def _source(ckpt):
+    """``(GeneratorSource, kind)``: "conditional", "unconditional" or "per_keyword"."""
+    from ganaug.augment.source import GeneratorSource
+
+    ckpt = Path(ckpt)
+    if is_checkpoint(ckpt):
+        from ganaug.checkpoint import read_config
+
+        if not read_config(ckpt).get("label_names"):
+            return GeneratorSource({UNCONDITIONAL: ckpt}), "unconditional"
+        return GeneratorSource(ckpt), "conditional"
+    if find_checkpoints(ckpt):
+        return GeneratorSource(ckpt), "per_keyword"
+    raise FileNotFoundError(f"CKPT {ckpt}: not a checkpoint directory (config.json + generator.safetensors) "
+                            f"nor a per-keyword run folder (<label>/ checkpoints); pass the output_folder of `ganaug train`")
+
+
+def _generate(source, names: list[str], seed: int, sample_rate: int, num_samples: int, device=None) -> torch.Tensor:
+    """``(len(names), num_samples)`` clips at ``sample_rate`` on the CPU (made on ``device``); clip i
+    from ``(seed, i)``."""
+    from ganaug.audio import fit_length, resample
+    from ganaug.augment.source import mix_seed
+
+    seeds = [mix_seed("evaluate", seed, i) for i in range(len(names))]
+    wavs = torch.cat([source.generate(names[i:i + 256], seeds[i:i + 256], device=device).float().cpu()
+                      for i in range(0, len(names), 256)])
+    return fit_length(resample(wavs, source.sample_rate, sample_rate), num_samples)
+
+
+def _generator_spectrograms(source, kind: str, labels, seed: int, n: int = 256) -> torch.Tensor | None:
+    """For TiFGAN, the generator's own log-magnitudes (before PGHI), as the TiFGAN paper scores them."""
     from ganaug.functional import sample_latents
 
-    if any(g.family != "tifgan" for g in generators.values()):
-        return
+    paths = {}
+    for label, (path, index) in source.entries.items():
+        paths.setdefault(str(path), []).append((label, index))
+    if any(source.configs[p].get("model") != "tifgan" for p in paths):
+        return None
     rng = torch.Generator().manual_seed(seed + 1)
     logmags = []
-    for name, g in generators.items():
-        device = next(g.parameters()).device
-        count = n if kind != "per_keyword" else max(1, n // len(generators))
-        z = sample_latents(count, g.latent_dim, rng).to(device)
-        index = None
-        if kind == "conditional":
-            index = torch.tensor([g.label_names.index(labels[i % len(labels)]) for i in range(count)], device=device)
+    for path, entries in paths.items():
+        g = load_generator(path)
+        count = n if kind != "per_keyword" else max(1, n // len(paths))
+        z = sample_latents(count, g.latent_dim, rng)
+        index = None if entries[0][1] is None else torch.tensor([g.label_names.index(labels[i % len(labels)])
+                                                                 for i in range(count)])
         with torch.inference_mode():
             logmags.append(g.to_log_magnitude(g(z, index)).float().cpu())
-    clips.cache["logmag"] = torch.cat(logmags)
+    return torch.cat(logmags)
 
 
 def _data_keywords(data) -> list[str]:
@@ -113,31 +159,83 @@ def _data_keywords(data) -> list[str]:
     return names
 
 
-def evaluate_generator(ckpt, data, classifier=None, num_samples: int = 1000, device=None, seed: int = 0,
+def filter_accept(filter_model, wavs: torch.Tensor, names: list[str], min_confidence: float, device=None) -> torch.Tensor:
+    """The label-consistency decision: ``(n,)`` bool, posterior of each clip's intended label >= ``min_confidence``.
+
+    (The one place evaluate decides; :class:`ganaug.augment.filter.LabelFilter` makes the same call.)
+    """
+    logits, _ = classify(filter_model, wavs, device=device)
+    index = torch.tensor([filter_model.label_names.index(n) for n in names], dtype=torch.long)
+    posterior = torch.softmax(logits.double(), dim=1).gather(1, index[:, None])[:, 0]
+    return posterior >= float(min_confidence)
+
+
+def _filter_model(source, filter_classifier, labels, sample_rate, device, progress):
+    """``(model, folder)`` of the generator's own filter: ``filter_classifier`` or its reference classifier."""
+    from ganaug.kws.reference import ensure_reference_for
+
+    if filter_classifier is None:
+        config = next(iter(source.configs.values()))
+        try:
+            filter_classifier = ensure_reference_for(config, device=device, progress=progress)
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(f"--filter_classifier: {err}") from err
+    model, _ = load_reference(filter_classifier, labels, sample_rate, device=device, option="--filter_classifier")
+    return model, Path(filter_classifier)
+
+
+def _filtered(accepted: torch.Tensor, correct: torch.Tensor, names: list[str], labels: list[str]) -> dict:
+    """acceptance and label accuracy of the accepted clips, overall and per label."""
+    out = {"acceptance": {}, "label_acc_filtered_per_label": {}}
+    for label in labels:
+        rows = torch.tensor([n == label for n in names])
+        kept = accepted & rows
+        out["acceptance"][label] = float(kept.sum() / rows.sum()) if rows.any() else None
+        out["label_acc_filtered_per_label"][label] = float(correct[kept].double().mean()) if kept.any() else None
+    out["acceptance_overall"] = float(accepted.double().mean())
+    out["label_acc_filtered"] = float(correct[accepted].double().mean()) if accepted.any() else None
+    out["num_accepted"] = int(accepted.sum())
+    return out
+
+
+def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, device=None, seed: int = 0,
                        metrics=DEFAULT_METRICS, max_train: int = 5000, sample_rate: int = 16000,
-                       progress: bool = True, recipe: dict | None = None) -> dict:
+                       progress: bool = True, recipe: dict | None = None, min_confidence: float | None = None,
+                       filter_classifier=None) -> dict:
     """Score the generator(s) in ``ckpt`` against the real clips of ``data``; returns the metrics dict.
 
     Args:
         ckpt: checkpoint directory (conditional or unconditional) or per-keyword run folder.
         data: real data folder (Speech Commands or FSDD layout); its speaker-disjoint splits are used.
-        classifier: reference classifier folder; ``None`` = a per-data cache folder. Trained if missing.
-        num_samples: generated clips to score (the WaveGAN paper uses 50k for IS, 1k for |D|).
+        classifier: the scorer's folder; ``None`` = the reference classifier of ``data``'s TRAIN split
+            at ``reference_dir`` (reused when there, e.g. the demo's; trained when missing).
+        num_clips: generated clips to score (the WaveGAN paper uses 50k for IS, 1k for |D|).
         max_train: cap on the real training clips kept for FID statistics and |D|train (seeded subset).
-        recipe: overrides of the reference classifier's ``REFERENCE_RECIPE`` when one is trained.
-    Returns ``{"generated": {...}, "real": {...}, "classifier": {...}, ...}`` (see metrics.json).
+        recipe: kws keys overriding the reference recipe when a scorer is trained (small ones for tests).
+        min_confidence: label-consistency filter threshold (``None``/0: off); adds ``acceptance``,
+            ``label_acc_filtered`` (+ per label) and ``filter`` to the result.
+        filter_classifier: the filter's folder; ``None`` = the generator's own reference classifier.
+    Returns ``{"generated": {...}, "real": {...}, "classifier": {...}, "settings": {...}, ...}`` (metrics.json).
     """
-    if not isinstance(num_samples, int) or num_samples < 2:
-        raise ValueError(f"--num-samples {num_samples!r}: need an integer >= 2 (FID needs a covariance)")
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 2:
+        raise ValueError(f"--num-clips {num_clips!r}: need an integer >= 2 (FID needs a covariance)")
+    if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
+        raise ValueError(f"--min_confidence {min_confidence!r}: give a posterior threshold in [0, 1], e.g. 0.8")
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder")
+    if str(device or "").startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     started = time.time()
-    generators, kind = load_generators(ckpt, device=device)
-    labels = generator_labels(generators, kind) or _data_keywords(data)
+    source, kind = _source(ckpt)
+    labels = _data_keywords(data) if kind == "unconditional" else list(source.label_names)
+    filtering = bool(min_confidence) and float(min_confidence) > 0
+    if filtering and kind == "unconditional":
+        raise ValueError("--min_confidence: an unconditional generator has no intended label to filter by; "
+                         "use a conditional or per-keyword generator, or leave the filter off")
     model, clf_config, clf_dir = reference_classifier(data, labels, classifier, device=device,
-                                                      sample_rate=sample_rate, progress=progress, **(recipe or {}))
+                                                      sample_rate=sample_rate, progress=progress, overrides=recipe)
     to_index = {name: i for i, name in enumerate(model.label_names)}
 
     def real(split):
@@ -154,26 +252,47 @@ def evaluate_generator(ckpt, data, classifier=None, num_samples: int = 1000, dev
         raise ValueError(f"--data {data}: the TEST split has {test_wavs.shape[0]} clips of {labels}; "
                          f"the real-data reference needs a few held-out speakers (use a folder with more speakers)")
 
-    gen_wavs, gen_names = generate_clips(generators, kind, num_samples, seed, sample_rate, train_wavs.shape[1], labels)
-    gen_labels = None if gen_names is None else torch.tensor([to_index[n] for n in gen_names], dtype=torch.long)
+    names = [UNCONDITIONAL] * num_clips if kind == "unconditional" else [labels[i % len(labels)] for i in range(num_clips)]
+    gen_wavs = _generate(source, names, seed, sample_rate, train_wavs.shape[1], device)
+    gen_labels = None if kind == "unconditional" else torch.tensor([to_index[n] for n in names], dtype=torch.long)
     ctx = MetricContext(classifier=model, train=ClipSet("real train", train_wavs.float(), train_labels),
                         device=device, sample_rate=sample_rate,
-                        self_n=min(num_samples, test_wavs.shape[0]), progress=progress)
+                        self_n=min(num_clips, test_wavs.shape[0]), progress=progress)
     generated_set = ClipSet("generated", gen_wavs, gen_labels)
     if "consistency" in metrics:
-        _add_generator_spectrograms(generated_set, generators, kind, labels, seed)
+        logmag = _generator_spectrograms(source, kind, labels, seed)
+        if logmag is not None:
+            generated_set.cache["logmag"] = logmag
     generated = run_metrics(ctx, generated_set, metrics)
     real_ref = run_metrics(ctx, ClipSet("real test", test_wavs.float(), test_labels), metrics)
-    return {
+    result = {
         "ckpt": str(Path(ckpt).resolve()), "data": str(data.resolve()), "kind": kind, "labels": labels,
-        "seed": seed, "num_generated": num_samples, "num_real_test": int(test_wavs.shape[0]),
+        "seed": seed, "num_generated": num_clips, "num_real_test": int(test_wavs.shape[0]),
         "num_real_train": int(train_wavs.shape[0]), "metrics": list(metrics),
         "generated": generated, "real": real_ref,
         "classifier": {"folder": str(clf_dir.resolve()), "label_names": list(model.label_names),
                        "test_acc": clf_config.get("test_acc"), "valid_acc": clf_config.get("valid_acc"),
                        "num_train": clf_config.get("num_train")},
-        "seconds": round(time.time() - started, 1),
     }
+    if filtering:
+        filter_model, filter_dir = _filter_model(source, filter_classifier, labels, sample_rate, device, progress)
+        accepted = filter_accept(filter_model, gen_wavs, names, float(min_confidence), device=device)
+        correct = ctx.probs(generated_set).argmax(1) == gen_labels
+        result.update(_filtered(accepted, correct, names, labels))
+        result["filter"] = {"folder": str(filter_dir.resolve()), "min_confidence": float(min_confidence),
+                            "label_names": list(filter_model.label_names)}
+    result["settings"] = {"generator": source.fingerprint(), "data": result["data"], "labels": labels,
+                          "num_clips": num_clips, "seed": seed, "metrics": list(metrics), "max_train": max_train,
+                          "sample_rate": sample_rate, "classifier": result["classifier"]["folder"],
+                          "min_confidence": float(min_confidence) if filtering else None,
+                          "filter_classifier": result["filter"]["folder"] if filtering else None}
+    result["seconds"] = round(time.time() - started, 1)
+    return result
+
+
+def _md(text: str) -> str:
+    """A Markdown table cell: ``|`` escaped so that ``|D|train`` stays one cell."""
+    return str(text).replace("|", "\\|")
 
 
 def _fmt(values: dict, key: str) -> str:
@@ -185,32 +304,87 @@ def _fmt(values: dict, key: str) -> str:
 
 
 def format_table(result: dict) -> str:
-    """Markdown table: metric | generated | real (test speakers) | how to read it."""
+    """Markdown: a table metric | generated | real (test speakers) | how to read it, then notes."""
     lines = ["| metric | generated | real (test speakers) | reading |", "|---|---|---|---|"]
     for key, name, reading in ROWS:
         if key in result["generated"] or key in result["real"]:
-            lines.append(f"| {name} | {_fmt(result['generated'], key)} | {_fmt(result['real'], key)} | {reading} |")
+            lines.append(f"| {_md(name)} | {_md(_fmt(result['generated'], key))} | {_md(_fmt(result['real'], key))} "
+                         f"| {_md(reading)} |")
+    if "filter" in result:
+        value = result["label_acc_filtered"]
+        lines.append(f"| label accuracy, filtered | {'-' if value is None else f'{value:.3f}'} | - "
+                     f"| the scorer on the clips the filter kept |")
     per_label = result["generated"].get("label_acc_per_label")
     if per_label:
         lines.append("")
         lines.append("label accuracy per label: " + ", ".join(f"{k} {v:.2f}" for k, v in per_label.items()))
+    if "filter" in result:
+        f = result["filter"]
+        lines.append("")
+        lines.append(f"filter (posterior >= {f['min_confidence']}, {f['folder']}): kept {result['num_accepted']} of "
+                     f"{result['num_generated']} clips ({result['acceptance_overall']:.2f}); acceptance per label: "
+                     + ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in result["acceptance"].items()))
     clf = result["classifier"]
     lines.append("")
     lines.append(f"reference classifier: {clf['folder']} (labels {clf['label_names']}, "
                  f"test accuracy {clf['test_acc'] if clf['test_acc'] is None else round(clf['test_acc'], 4)})")
+    lines.append("")
     lines.append(f"{result['num_generated']} generated clips, {result['num_real_test']} real test clips, "
                  f"{result['num_real_train']} real train clips")
     return "\n".join(lines)
 
 
-def main(ckpt, data, classifier=None, out=None, num_samples=1000, device=None, seed=0) -> int:
-    """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table."""
-    result = evaluate_generator(ckpt, data, classifier=classifier, num_samples=num_samples, device=device, seed=seed)
-    out = Path(out) if out is not None else Path(ckpt) / "eval"
-    atomic_write_json(out / "metrics.json", result)
-    (out / "metrics.md").parent.mkdir(parents=True, exist_ok=True)
+def _settings_key(result: dict) -> str:
+    """Short id of the settings a metrics.json was computed with (older files: from their fields)."""
+    settings = result.get("settings") or {k: result.get(k) for k in ("ckpt", "data", "labels", "num_generated",
+                                                                         "seed", "metrics", "classifier")}
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def write_metrics(out, result: dict) -> Path:
+    """Write ``OUT/metrics.json`` and ``OUT/metrics.md``. A metrics.json there that was computed with
+    other settings is kept, as ``metrics-<settings id>.json`` (+ ``.md``), before it is replaced."""
+    out = Path(out)
+    path = out / "metrics.json"
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = None
+        key = _settings_key(old) if isinstance(old, dict) else hashlib.sha1(path.read_bytes()).hexdigest()[:10]
+        if key != _settings_key(result):
+            kept = out / f"metrics-{key}.json"
+            if not kept.exists():
+                atomic_write(kept, lambda tmp: Path(tmp).write_bytes(path.read_bytes()))
+                if (out / "metrics.md").is_file():
+                    md = (out / "metrics.md").read_bytes()
+                    atomic_write(out / f"metrics-{key}.md", lambda tmp: Path(tmp).write_bytes(md))
+            print(f"{path} held metrics of other settings: kept as {kept}")
+    atomic_write_json(path, result)
     table = format_table(result)
-    (out / "metrics.md").write_text(table + "\n")
-    print(table)
-    print(f"\nwrote {out / 'metrics.json'}")
+    atomic_write(out / "metrics.md", lambda tmp: Path(tmp).write_text(table + "\n"))
+    return path
+
+
+def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, seed=0, min_confidence=None,
+         filter_classifier=None, num_samples=None) -> int:
+    """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table.
+
+    (``num_samples`` is the old keyword of ``num_clips``, still passed by a cli.py whose flag is
+    ``--num-samples``; it goes once the flag is ``--num-clips``.)
+    """
+    import sys
+
+    if num_samples is not None:
+        num_clips = num_samples
+    try:
+        result = evaluate_generator(ckpt, data, classifier=classifier, num_clips=num_clips, device=device, seed=seed,
+                                    min_confidence=min_confidence, filter_classifier=filter_classifier)
+    except (ValueError, FileNotFoundError) as err:   # CheckpointError, AudioError and HparamsError included
+        print(f"ganaug evaluate: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(out) if out is not None else Path(ckpt) / "eval"
+    path = write_metrics(out, result)
+    print(format_table(result))
+    print(f"\nwrote {path}")
     return 0

@@ -150,15 +150,13 @@ def nn_distance(query: torch.Tensor, reference: torch.Tensor | None = None, batc
     if reference.shape[0] < (2 if self_mode else 1):
         raise ValueError("need at least 2 clips for |D|self and 1 reference clip for |D|train")
     query, reference = query.double(), reference.double()
-    ref_sq = (reference ** 2).sum(1)
     nearest = []
     for start in range(0, query.shape[0], batch_size):
-        q = query[start:start + batch_size]
-        d2 = (q ** 2).sum(1, keepdim=True) + ref_sq[None] - 2 * q @ reference.T
+        dist = torch.cdist(query[start:start + batch_size], reference)
         if self_mode:
-            rows = torch.arange(q.shape[0])
-            d2[rows, rows + start] = float("inf")
-        nearest.append(d2.min(1).values.clamp_min(0).sqrt())
+            rows = torch.arange(dist.shape[0])
+            dist[rows, rows + start] = float("inf")
+        nearest.append(dist.min(1).values)
     dist = torch.cat(nearest).cpu().numpy()
     return float(dist.mean()), float(dist.std())
 
