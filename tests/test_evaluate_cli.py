@@ -11,7 +11,7 @@ import torch
 from ganaug.checkpoint import save_generator
 from ganaug.kws.reference import ensure_reference, reference_folder
 from ganaug.metrics import evaluate_generator, format_table
-from ganaug.metrics.evaluate import filter_accept, main as evaluate_main
+from ganaug.metrics.evaluate import main as evaluate_main
 from ganaug.models import WaveGANGenerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -113,11 +113,11 @@ def test_filter_adds_acceptance_and_filtered_label_accuracy(mini_sc, tmp_path, c
     assert set(result["acceptance"]) == {"yes", "no"}
     # the decision is the posterior of the intended label against the threshold, clip by clip
     from ganaug.metrics.evaluate import UNCONDITIONAL, _generate, _source  # noqa: F401
-    from ganaug.models.classifier import load_classifier
+    from ganaug.augment.filter import LabelFilter
 
     source, _ = _source(ckpt)
     names = [["yes", "no"][i % 2] for i in range(20)]
-    accepted = filter_accept(load_classifier(own), _generate(source, names, 0, 16000, 16384), names, 0.5)
+    accepted = LabelFilter(own, 0.5).accept(_generate(source, names, 0, 16000, 16384), names, 16000)
     assert result["num_accepted"] == int(accepted.sum())
     for label in ("yes", "no"):
         rows = torch.tensor([n == label for n in names])

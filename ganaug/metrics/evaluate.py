@@ -35,7 +35,7 @@ from ganaug.io import atomic_write, atomic_write_json
 from ganaug.metrics.classifier import classify, load_reference, real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
 
-__all__ = ["evaluate_generator", "load_generators", "generate_clips", "format_table", "filter_accept",
+__all__ = ["evaluate_generator", "load_generators", "generate_clips", "format_table",
            "write_metrics", "main"]
 
 ROWS = [  # key, name, reading
@@ -159,19 +159,10 @@ def _data_keywords(data) -> list[str]:
     return names
 
 
-def filter_accept(filter_model, wavs: torch.Tensor, names: list[str], min_confidence: float, device=None) -> torch.Tensor:
-    """The label-consistency decision: ``(n,)`` bool, posterior of each clip's intended label >= ``min_confidence``.
-
-    (The one place evaluate decides; :class:`ganaug.augment.filter.LabelFilter` makes the same call.)
-    """
-    logits, _ = classify(filter_model, wavs, device=device)
-    index = torch.tensor([filter_model.label_names.index(n) for n in names], dtype=torch.long)
-    posterior = torch.softmax(logits.double(), dim=1).gather(1, index[:, None])[:, 0]
-    return posterior >= float(min_confidence)
-
-
-def _filter_model(source, filter_classifier, labels, sample_rate, device, progress):
-    """``(model, folder)`` of the generator's own filter: ``filter_classifier`` or its reference classifier."""
+def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence, device, progress):
+    """The generator's own label filter (:class:`ganaug.augment.filter.LabelFilter`): ``filter_classifier``,
+    or the reference classifier of the TRAIN split the generator was trained on (trained when missing)."""
+    from ganaug.augment.filter import LabelFilter
     from ganaug.kws.reference import ensure_reference_for
 
     if filter_classifier is None:
@@ -180,8 +171,8 @@ def _filter_model(source, filter_classifier, labels, sample_rate, device, progre
             filter_classifier = ensure_reference_for(config, device=device, progress=progress)
         except (ValueError, FileNotFoundError) as err:
             raise ValueError(f"--filter_classifier: {err}") from err
-    model, _ = load_reference(filter_classifier, labels, sample_rate, device=device, option="--filter_classifier")
-    return model, Path(filter_classifier)
+    load_reference(filter_classifier, labels, sample_rate, device=device, option="--filter_classifier")  # checks it
+    return LabelFilter(filter_classifier, min_confidence, device=device)
 
 
 def _filtered(accepted: torch.Tensor, correct: torch.Tensor, names: list[str], labels: list[str]) -> dict:
@@ -275,12 +266,13 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                        "num_train": clf_config.get("num_train")},
     }
     if filtering:
-        filter_model, filter_dir = _filter_model(source, filter_classifier, labels, sample_rate, device, progress)
-        accepted = filter_accept(filter_model, gen_wavs, names, float(min_confidence), device=device)
+        label_filter = _label_filter(source, filter_classifier, labels, sample_rate, float(min_confidence), device,
+                                     progress)
+        accepted = label_filter.accept(gen_wavs, names, sample_rate)
         correct = ctx.probs(generated_set).argmax(1) == gen_labels
         result.update(_filtered(accepted, correct, names, labels))
-        result["filter"] = {"folder": str(filter_dir.resolve()), "min_confidence": float(min_confidence),
-                            "label_names": list(filter_model.label_names)}
+        result["filter"] = {"folder": str(label_filter.path.resolve()), "min_confidence": float(min_confidence),
+                            "label_names": label_filter.label_names}
     result["settings"] = {"generator": source.fingerprint(), "data": result["data"], "labels": labels,
                           "num_clips": num_clips, "seed": seed, "metrics": list(metrics), "max_train": max_train,
                           "sample_rate": sample_rate, "classifier": result["classifier"]["folder"],
