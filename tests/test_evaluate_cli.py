@@ -33,7 +33,7 @@ def classifier_dir(mini_sc, tmp_path_factory):
 def test_evaluate_command_writes_metrics_and_table(mini_sc, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))   # the default classifier folder lives here
     ckpt = _tiny(tmp_path / "cond", ["yes", "no"])
-    assert cli(["evaluate", str(ckpt), "--data", str(mini_sc), "--num-samples", "24", "--seed", "3"]) == 0
+    assert cli(["evaluate", str(ckpt), "--data", str(mini_sc), "--num-clips", "24", "--seed", "3"]) == 0
     table = capsys.readouterr().out
     for name in ("Inception Score", "modified IS", "FID vs real train", "|D|train", "|D|self", "label accuracy"):
         assert name in table
@@ -49,7 +49,7 @@ def test_evaluate_command_writes_metrics_and_table(mini_sc, tmp_path, capsys, mo
     # the reference classifier was trained into the cache, on the TRAIN split, and is reused
     folder = result["classifier"]["folder"]
     assert str(tmp_path / "cache") in folder and result["classifier"]["test_acc"] is not None
-    assert cli(["evaluate", str(ckpt), "--data", str(mini_sc), "--num-samples", "24", "--seed", "3",
+    assert cli(["evaluate", str(ckpt), "--data", str(mini_sc), "--num-clips", "24", "--seed", "3",
                 "--out", str(tmp_path / "again")]) == 0
     assert "training the reference classifier" not in capsys.readouterr().out
     again = json.loads((tmp_path / "again" / "metrics.json").read_text())

@@ -203,9 +203,9 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(ckpt, data, classifier=None, out=None, num_samples=1000, device=None, seed=0) -> int:
+def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, seed=0) -> int:
     """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table."""
-    result = evaluate_generator(ckpt, data, classifier=classifier, num_samples=num_samples, device=device, seed=seed)
+    result = evaluate_generator(ckpt, data, classifier=classifier, num_samples=num_clips, device=device, seed=seed)
     out = Path(out) if out is not None else Path(ckpt) / "eval"
     atomic_write_json(out / "metrics.json", result)
     (out / "metrics.md").parent.mkdir(parents=True, exist_ok=True)

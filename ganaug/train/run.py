@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ganaug.io import CheckpointError, atomic_write
-from ganaug.hparams import HparamsError, load_hparams, split_labels
+from ganaug.config import HparamsError, load_hparams, split_labels
 from ganaug.train.distributed import setup
 from ganaug.train.loop import TrainOptions, train_gan
 
