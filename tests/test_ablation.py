@@ -1,4 +1,4 @@
-"""ganaug ablate: the quick preset end to end on mini_sc, resumability, and the statistics."""
+"""ganaug ablate: the quick preset end to end on mini_sc, resumability, the new arms and axes, and the statistics."""
 
 from __future__ import annotations
 
@@ -7,34 +7,97 @@ import json
 import math
 
 import pytest
+from scipy import stats as scipy_stats
 
-from ganaug.ablation import load_ablation_hparams, markdown_table, mean_std_ci, run_ablation, summarize, t_critical
-from ganaug.hparams import HparamsError
+from ganaug.ablation import markdown_table, mean_std_ci, run_ablation, summarize, t_critical, wilson_interval
+from ganaug.ablation.grid import plan_cells
+from ganaug.ablation.stats import TOO_SMALL, html_table, t_interval
+from ganaug.config import HparamsError, load_hparams, packaged_dir
+
+BASE = {"data_folder": "d", "output_folder": "o"}
+
+
+def _rows(values, aug="none", fraction=0.5, num_test=40):
+    return [{"speaker_fraction": fraction, "augmentation": aug, "seed": s, "test_acc": v, "eval_acc": None,
+             "num_test": num_test} for s, v in enumerate(values)]
 
 
 def test_ci_math_on_known_numbers():
     mean, std, ci = mean_std_ci([0.8, 0.9, 1.0])
     assert mean == pytest.approx(0.9) and std == pytest.approx(0.1)
-    assert ci == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=1e-6)
+    assert ci == pytest.approx(scipy_stats.t.ppf(0.975, 2) * 0.1 / math.sqrt(3), rel=1e-9)
     assert mean_std_ci([0.7]) == (0.7, None, None)
-    assert t_critical(2) == 4.3027 and t_critical(35) == t_critical(30) and t_critical(1000) == 1.96
-    rows = [{"speaker_fraction": 0.5, "augmentation": a, "seed": s, "test_acc": v, "eval_acc": None}
-            for a, vals in (("none", [0.6, 0.7]), ("gan_conditional", [0.7, 0.8])) for s, v in enumerate(vals)]
-    summary = {s["augmentation"]: s for s in summarize(rows)}
+    assert t_critical(2) == pytest.approx(4.302652729911275) and t_critical(1000) == pytest.approx(1.962339, rel=1e-5)
+    summary = {s["augmentation"]: s for s in summarize(_rows([0.6, 0.7]) + _rows([0.7, 0.8], "gan_conditional"))}
     assert summary["gan_conditional"]["delta_vs_none"] == pytest.approx(0.1)
-    assert summary["none"]["test_acc_ci95"] == pytest.approx(12.7062 * math.sqrt(0.005) / math.sqrt(2))
+    assert summary["none"]["test_acc_ci95"] == pytest.approx(12.7062 * math.sqrt(0.005) / math.sqrt(2), rel=1e-4)
     table = markdown_table(list(summary.values()), ["none", "gan_conditional"])
-    assert "| 0.5 | none | 2 | 65.00 |" in table and "+10.00" in table
+    assert "| 50% | none | 2 | 65.00 |" in table and "+10.00" in table
+
+
+def test_intervals_stay_within_0_100_and_say_when_n_is_too_small():
+    # the t interval of [0.2, 1.0, 1.0] runs past 100%: clipped and marked
+    low, high, clipped = t_interval([0.2, 1.0, 1.0])
+    assert 0.0 <= low < 0.5 and high == 1.0 and clipped
+    # all seeds equal: the t interval is 0 wide, the Wilson interval of the pooled test clips is not
+    (s,) = summarize(_rows([0.5, 0.5, 0.5], num_test=40))
+    assert s["test_acc_ci_low"] == s["test_acc_ci_high"] == 0.5
+    assert 0.0 < s["test_acc_wilson_low"] < 0.5 < s["test_acc_wilson_high"] < 1.0
+    assert wilson_interval(120, 120)[1] == 1.0 and wilson_interval(0, 120)[0] == 0.0   # at the bounds, inside [0, 1]
+    lo, hi = wilson_interval(60, 120)
+    assert lo == pytest.approx(0.4113, abs=1e-3) and hi == pytest.approx(0.5887, abs=1e-3)
+    # one seed: no t interval, said in words
+    (one,) = summarize(_rows([0.9]))
+    table = markdown_table([one]) + html_table([one])
+    assert table.count(TOO_SMALL) >= 2
+    clipped_row = summarize(_rows([0.2, 1.0, 1.0]))
+    assert "100.00*" in markdown_table(clipped_row)
+    assert "<table" in html_table(clipped_row) and "|" not in html_table(clipped_row)
 
 
 def test_quick_preset_is_a_small_override_of_the_base():
-    hp, resolved = load_ablation_hparams("ablation_quick", {"data_folder": "d", "output_folder": "o"})
-    assert hp["labels"] == "yes,no" and hp["device"] == "cpu"
+    hp, resolved = load_hparams("ablation_quick", BASE)
+    assert hp["labels"] == ["yes", "no"] and hp["device"] == "cpu"
     assert hp["kws_overrides"]["number_of_epochs"] == 1 and hp["kws_overrides"]["channels"] == 16
     assert hp["gan_overrides"]["model_dim"] == 8 and hp["gan_overrides"]["seed"] == 0  # kept from the base
-    assert hp["augmentations"] == ["none", "classic", "gan_per_keyword", "gan_conditional", "classic+gan"]
+    assert hp["filter_min_confidence"] == 0.8 and hp["generator_options"] == {}
     with pytest.raises(HparamsError, match="augmentations"):
-        run_ablation("ablation_quick", {"data_folder": "d", "output_folder": "o", "augmentations": ["mixup"]}, progress=False)
+        run_ablation("ablation_quick", {**BASE, "augmentations": ["mixup"]}, progress=False)
+
+
+def test_presets_chain_and_unknown_keys_fail(tmp_path):
+    # a preset of a preset of the base (the chain that failed before: base: ablation_cpu with more keys)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: ablation_cpu\nseeds: [7]\n")
+    hp, resolved = load_hparams(mine, {**BASE, "speaker_fractions": "[0.5]"})
+    assert hp["seeds"] == [7] and hp["device"] == "cpu" and hp["speaker_fractions"] == [0.5]
+    assert hp["gan_overrides"]["max_steps"] == 150 and hp["gan_overrides"]["seed"] == 0      # two layers merged
+    assert "seeds:\n- 7" in resolved or "seeds: [7]" in resolved
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("base: ablation_quick\nseedz: [1]\n")
+    with pytest.raises(HparamsError, match=r"bad.yaml: seedz.*ablation.yaml defines no key 'seedz'; known keys: .*seeds"):
+        load_hparams(bad, BASE)
+
+
+def test_full_preset_loads_with_every_arm():
+    hp, _ = load_hparams("ablation", {**BASE, "seeds": "[3, 4, 5]"})
+    assert hp["seeds"] == [3, 4, 5] and hp["speaker_fractions"] == [0.1, 0.25, 0.5, 1.0] and hp["tstr"] is True
+    assert {"gan_filtered", "classic+gan_filtered"} <= set(hp["augmentations"])
+
+
+def test_filtered_arms_and_generator_options_in_the_plan():
+    hp, _ = load_hparams("ablation_quick", {**BASE, "speaker_fractions": "[1.0]", "seeds": "[0]", "tstr": "false",
+                                            "augmentations": "[none, gan_filtered, classic+gan_filtered]",
+                                            "generator_options": "{base: {}, ema: {ema_decay: 0.999}}"})
+    cells = plan_cells(hp)
+    assert [(c["augmentation"], c["generator_option"]) for c in cells] == [
+        ("none", ""), ("gan_filtered", "base"), ("gan_filtered", "ema"),
+        ("classic+gan_filtered", "base"), ("classic+gan_filtered", "ema")]
+    assert cells[2]["name"] == "f1_gan_filtered_ema_s0" and cells[2]["generator"] == ("gan_conditional", "wavegan", "ema")
+    with pytest.raises(HparamsError, match="generator_options"):
+        run_ablation("ablation_quick", {**BASE, "generator_options": {"bad name": {}}}, progress=False)
+    with pytest.raises(HparamsError, match="filter_min_confidence"):
+        run_ablation("ablation_quick", {**BASE, "filter_min_confidence": 1.5}, progress=False)
 
 
 def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
@@ -47,9 +110,13 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
     with open(out["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert sorted({r["augmentation"] for r in rows}) == ["classic+gan", "none", "tstr"] and len(rows) == 6
-    assert all(0.0 <= float(r["test_acc"]) <= 1.0 for r in rows)
+    assert all(0.0 <= float(r["test_acc"]) <= 1.0 and int(r["num_test"]) > 0 for r in rows)
     table = open(out["markdown"]).read()
-    assert "95% CI" in table and "| 0.5 | tstr | 2 |" in table
+    assert "95% CI, seeds (t)" in table and "Wilson" in table and "| 50% | tstr | 2 |" in table
+    assert "classic+gan: a conditional wavegan trained here" in table      # what each arm used
+    for s in out["summary"]:   # every interval inside [0, 1]
+        assert 0.0 <= s["test_acc_ci_low"] <= s["test_acc_ci_high"] <= 1.0
+        assert 0.0 <= s["test_acc_wilson_low"] < s["test_acc_wilson_high"] <= 1.0
     assert open(out["plot"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     # the generator saw this fraction's training speakers, the same ones as the classifier
     gan = json.loads((tmp_path / "abl" / "gans" / "f0.5" / "conditional" / "config.json").read_text())
@@ -61,22 +128,37 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
     assert again["ran"] == 0 and again["skipped"] == 6 and again["rows"] == out["rows"]
 
 
-def test_full_preset_loads_as_a_plain_file():
-    hp, _ = load_ablation_hparams("ablation", {"data_folder": "d", "output_folder": "o", "seeds": "[3, 4, 5]"})
-    assert hp["seeds"] == [3, 4, 5] and hp["speaker_fractions"] == [0.1, 0.25, 0.5, 1.0] and hp["tstr"] is True
+def test_filtered_arm_with_a_generator_option_runs(mini_sc, tmp_path, monkeypatch):
+    """gan_filtered sets the kws key gan_min_confidence; the option's generator is trained with its override."""
+    monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
+    kws = tmp_path / "kws_filter.yaml"      # kws.yaml with the filter keys (added to kws.yaml by its owner)
+    text = (packaged_dir() / "kws.yaml").read_text()
+    if "gan_min_confidence" not in text:
+        text += '\ngan_min_confidence: 0.0\ngan_filter_classifier: ""\n'
+    kws.write_text(text)
+    out_dir = tmp_path / "abl"
+    filter_dir = out_dir / "cells" / "f1_none_s0" / "classifier"      # the none arm's classifier, trained first
+    out = run_ablation("ablation_quick", {
+        "data_folder": str(mini_sc), "output_folder": str(out_dir), "speaker_fractions": [1.0], "seeds": [0],
+        "augmentations": ["none", "gan_filtered"], "tstr": False, "kws_hparams": str(kws),
+        "generator_options": {"ema": {"ema_decay": 0.5}}, "filter_min_confidence": 0.6,
+        "kws_overrides": {"channels": 8, "num_blocks": 1, "gan_filter_classifier": str(filter_dir)}}, progress=False)
+    assert [(r["augmentation"], r["generator_option"]) for r in out["rows"]] == [("none", ""), ("gan_filtered", "ema")]
+    gan = json.loads((out_dir / "gans" / "f1" / "conditional_ema" / "config.json").read_text())
+    assert gan["ema"] is True and gan["training"]["ema_decay"] == 0.5
+    resolved = (out_dir / "cells" / "f1_gan_filtered_ema_s0" / "hparams.yaml").read_text()
+    assert "gan_min_confidence: 0.6" in resolved
+    assert "generator option" in out["table"] and "| ema |" in out["table"]
+    assert "posterior >= 0.6" in out["generators"]["gan_filtered [ema]"]
 
 
 def test_generator_family_axis(mini_sc, tmp_path, monkeypatch):
-    from ganaug.ablation.grid import plan_cells
-
-    hp, _ = load_ablation_hparams("ablation_quick", {"data_folder": "d", "output_folder": "o",
-                                                     "generator_families": "[wavegan, specgan]"})
+    hp, _ = load_hparams("ablation_quick", {**BASE, "generator_families": "[wavegan, specgan]"})
     labels = list(dict.fromkeys(c["augmentation"] for c in plan_cells(hp)))
     assert labels == ["none", "classic", "gan_per_keyword", "gan_per_keyword@specgan", "gan_conditional",
                       "gan_conditional@specgan", "classic+gan", "classic+gan@specgan", "tstr", "tstr@specgan"]
     with pytest.raises(HparamsError, match="generator_families"):
-        run_ablation("ablation_quick", {"data_folder": "d", "output_folder": "o", "generator_families": ["melgan"]},
-                     progress=False)
+        run_ablation("ablation_quick", {**BASE, "generator_families": ["melgan"]}, progress=False)
     # one real SpecGAN arm: its conditional generator is trained from the specgan config
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
     out = run_ablation("ablation_quick", {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ganaug.cli import run_command
 from ganaug.demo import SMOKE, main, run_demo
 
 
@@ -19,6 +20,11 @@ def test_demo_smoke_runs_every_stage_and_resumes(mini_sc, tmp_path, capsys):
     assert page.count("<audio") == 4 and "ablation.png" in page and "Inception Score" in page
     printed = capsys.readouterr().out
     assert "ganaug demo finished" in printed and str(paths["report"]) in printed
+    # the ablation's GAN arm used the demo's own generator (none trained for the ablation), and says so
+    cell = json.loads((out / "ablation" / "cells" / "f1_gan_conditional_s0" / "results.json").read_text())
+    assert cell["augmentation"]["gan_ckpt"] == str(paths["generator"]) and cell["synthetic_rows"] > 0
+    assert not (out / "ablation" / "gans").exists()
+    assert f"gan_conditional: the given checkpoint {paths['generator']} (step 2, d=8" in printed
 
     # a second run skips the finished work
     before = paths["metrics"].stat().st_mtime_ns
@@ -29,6 +35,7 @@ def test_demo_smoke_runs_every_stage_and_resumes(mini_sc, tmp_path, capsys):
 
 
 def test_demo_without_data_gives_advice(tmp_path, capsys):
-    assert main(tmp_path / "missing", tmp_path / "out") == 2
+    assert run_command("ganaug demo", main, tmp_path / "missing", tmp_path / "out") == 2
     err = capsys.readouterr().err
-    assert "--data_folder" in err and "speech_commands_v2" in err
+    assert err.count("\n") == 1 and err.startswith("ganaug demo: error: --data_folder")
+    assert "speech_commands_v2" in err and not (tmp_path / "out").exists()

@@ -93,7 +93,7 @@ def test_gan_augment_replaces_only_rows_the_filter_accepts(weak_generator, filte
 def test_mix_dataset_hf_map_and_tstr_filter(weak_generator, filter_classifier_dir, sc_root, label_filter):
     import datasets
 
-    from ganaug.hparams import HparamsError
+    from ganaug.config import HparamsError
     from ganaug.kws.data import synthesize
 
     real = KeywordDataset(sc_root, labels=["up", "go"], split="test")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganaug.checkpoint import CheckpointError, save_generator
-from ganaug.hparams import HparamsError
+from ganaug.config import HparamsError
 from ganaug.kws import KWSClassifier, load_classifier, run_kws, save_classifier
 from ganaug.models import WaveGANGenerator
 

@@ -17,7 +17,7 @@ TINY = {"number_of_epochs": 2, "batch_size": 8, "channels": 8, "num_blocks": 1} 
 
 
 def test_reference_recipe_is_the_kws_recipe_with_classic_augmentation_and_more_epochs():
-    from ganaug.hparams import load_hparams
+    from ganaug.config import load_hparams
 
     kws, _ = load_hparams("kws", {"data_folder": "x", "output_folder": "y"})
     reference, _ = load_hparams("kws", {"data_folder": "x", "output_folder": "y", **REFERENCE_OVERRIDES})

@@ -46,17 +46,16 @@ def _tiny(path, label_names=None, seed=0):
 
 
 def _ablation_png(path: Path) -> Path:
-    import matplotlib
+    """A real ablation output: summary.json + plot written by ganaug.ablation.stats from result rows."""
+    from ganaug.ablation.stats import plot, summarize
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    rows = [{"speaker_fraction": 0.1, "augmentation": aug, "seed": seed, "test_acc": acc, "num_test": 50}
+            for aug, accs in (("none", [0.6, 0.62]), ("classic", [0.7, 0.66])) for seed, acc in enumerate(accs)]
+    summary = summarize(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(2, 2))
-    ax.plot([0.1, 0.5, 1.0], [0.6, 0.8, 0.9])
-    fig.savefig(path)
-    plt.close(fig)
-    (path.parent / "results.md").write_text("| fraction | none |\n|---|---|\n| 0.1 | 0.60 |\n")
+    (path.parent / "summary.json").write_text(json.dumps({"summary": summary, "order": ["none", "classic"],
+                                                          "generators": {}}))
+    plot(summary, path, ["none", "classic"])
     return path
 
 
@@ -88,7 +87,10 @@ def test_report_page_with_players_spectrograms_metrics_and_ablation(mini_sc, tmp
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     text = " ".join(page.text)
     assert "Inception Score" in text and "12.500" in text and "1.900 ± 0.050" in text
-    assert "training step 7" in text and "| 0.1 | 0.60 |" in text
+    assert "training step 7" in text
+    html_text = index.read_text()
+    assert "<pre>" not in html_text and "<table class=ablation>" in html_text     # the table as HTML
+    assert "<td>classic</td>" in html_text and "+7.00" in html_text and "Wilson" in html_text
 
     # re-running replaces the clips (fewer now) and the page stays consistent
     build_report(ckpt, out, per_label=1, progress=False)
@@ -120,3 +122,36 @@ def test_report_bad_input(tmp_path):
         build_report(ckpt, tmp_path / "r", ablation=tmp_path / "missing.png")
     with pytest.raises(FileNotFoundError, match="CKPT"):
         build_report(tmp_path / "nothing", tmp_path / "r")
+
+
+SHARED_GENERATOR = Path(__file__).resolve().parents[2] / "shared" / "generators" / "wavegan_sc10_h100_5k_ema"
+
+
+def test_verdicts_on_the_shared_generators_measured_metrics():
+    """The weak generator of issue 11 (label accuracy 0.23, |D|self half the real clips')."""
+    from ganaug.report.verdict import label_verdicts, verdicts
+
+    result = json.loads((SHARED_GENERATOR / "metrics.json").read_text())
+    said = verdicts(result)
+    assert said["d_self"].startswith("less varied than real clips (77.9 vs 166.8)")
+    assert said["label_acc"].startswith("the intended keyword is heard in 23% of clips (real clips 0.83)")
+    assert "mislabelled" in said["label_acc"]
+    assert said["fid"].startswith("35x the real clips' distance")
+    assert said["d_train"].startswith("no sign of copying")
+    assert said["is"].startswith("far below real clips (1.54 vs 2.40")
+    assert label_verdicts(result) == ["near chance (0.10): yes, down, right, off, stop, go"]
+    # the issue's numbers: |D|self 9.5 against ~200 for real clips, label accuracy 0.00 for "yes"
+    collapsed = {**result, "generated": {**result["generated"], "d_self": 9.5, "label_acc": 0.11,
+                                         "label_acc_per_label": {**result["generated"]["label_acc_per_label"], "yes": 0.0}},
+                 "real": {**result["real"], "d_self": 200.0}}
+    said = verdicts(collapsed)
+    assert said["d_self"].startswith("mode collapse") and said["label_acc"].startswith("near chance (0.11, chance 0.10")
+    assert label_verdicts(collapsed)[0] == "never heard as itself (label accuracy 0): yes"
+
+
+def test_report_of_the_shared_generator_says_its_verdicts(tmp_path):
+    index = build_report(SHARED_GENERATOR, tmp_path / "r", per_label=1, metrics=SHARED_GENERATOR / "metrics.json",
+                         progress=False)
+    text = " ".join(_parse(index).text)
+    assert "less varied than real clips" in text and "Labels near chance (0.10): yes, down" in text
+    assert len(_parse(index).audio) == 10

@@ -1,35 +1,44 @@
-"""``ganaug ablate HPARAMS.yaml``: speaker fractions x augmentations x seeds (+ TSTR), resumable.
+"""``ganaug ablate HPARAMS.yaml``: speaker fractions x augmentations x generator options x seeds (+ TSTR), resumable.
 
-Every cell is one ``ganaug kws`` run in ``<output_folder>/cells/f<fraction>_<augmentation>_s<seed>/``;
+Every cell is one ``ganaug kws`` run in ``<output_folder>/cells/f<fraction>_<arm>[_<option>]_s<seed>/``;
 a cell whose ``results.json`` exists is skipped when the command is re-run. The generators a
 fraction needs are trained first with ``ganaug.train`` on that fraction's TRAINING speakers
 (same ``speaker_fraction`` and ``data_seed`` as the classifier, so never a valid/test speaker),
-into ``<output_folder>/gans/f<fraction>/{per_keyword,conditional}``, or taken from the given
-``per_keyword_ckpt`` / ``conditional_ckpt`` (``{fraction}`` in the path is replaced).
+into ``<output_folder>/gans/f<fraction>/{per_keyword,conditional}[_<family>][_<option>]``, or taken from
+the given ``per_keyword_ckpt`` / ``conditional_ckpt`` (``{fraction}`` in the path is replaced).
 
-Augmentations: ``none``, ``classic`` (SpeechBrain noise/shift/speed), ``gan_per_keyword``,
-``gan_conditional``, ``classic+gan`` (with ``classic_gan_generator``), and ``tstr`` (train on
-synthetic clips only, test on real speakers; added when ``tstr: true``).
+Arms (:data:`ARMS`): ``none``, ``classic`` (SpeechBrain noise/shift/speed), ``gan_per_keyword``,
+``gan_conditional``, ``classic+gan`` (with ``classic_gan_generator``), ``gan_filtered`` and
+``classic+gan_filtered`` (the ``classic_gan_generator``'s clips kept only when the label filter gives
+their label a posterior >= ``filter_min_confidence``: the kws key ``gan_min_confidence``), and
+``tstr`` (train on synthetic clips only, test on real speakers; added when ``tstr: true``).
 
 Generator families (``generator_families: [wavegan, specgan, tifgan]``): every arm that uses a
 generator is run once per family; arms of a family other than WaveGAN are named
-``<augmentation>@<family>`` (e.g. ``gan_conditional@specgan``) and their generators are trained
-from that family's packaged config (``specgan``/``tifgan``; ``conditional: True`` for the
-conditional arm) with the same ``gan_overrides``. Given checkpoints apply to WaveGAN only.
+``<arm>@<family>`` (e.g. ``gan_conditional@specgan``) and their generators are trained from that
+family's packaged config (``conditional: True`` for the conditional arm) with the same ``gan_overrides``.
+Generator options (``generator_options: {ema: {ema_decay: 0.999}, ...}``): every arm that uses a
+generator is run once per option, its generator trained with ``gan_overrides`` plus the option's
+``ganaug train`` overrides; the option's name is the ``generator_option`` column of the results.
+Given checkpoints apply to WaveGAN without options only.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
-from ganaug.hparams import HparamsError, load_hparams, resolve_hparams_file
+from ganaug.config import HparamsError, load_hparams, split_labels
 
-__all__ = ["AUGMENTATIONS", "load_ablation_hparams", "plan_cells", "run_ablation", "main"]
+__all__ = ["ARMS", "GAN_KINDS", "plan_cells", "run_ablation", "main", "read_cell"]
 
-AUGMENTATIONS = ("none", "classic", "gan_per_keyword", "gan_conditional", "classic+gan", "tstr")
-GENERATORS = ("gan_per_keyword", "gan_conditional")
+ARMS = ("none", "classic", "gan_per_keyword", "gan_conditional", "classic+gan", "gan_filtered",
+        "classic+gan_filtered", "tstr")
+GAN_KINDS = ("gan_per_keyword", "gan_conditional")   # the two kinds of generator an arm can use
+CLASSIC_ARMS = ("classic", "classic+gan", "classic+gan_filtered")
+FILTERED_ARMS = ("gan_filtered", "classic+gan_filtered")
 DEFAULT_FAMILY = "wavegan"
 
 
@@ -40,87 +49,79 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_ablation_hparams(hparams_file, overrides=None) -> tuple[dict, str]:
-    """Like ``load_hparams``, plus presets: a file with a top-level ``base: NAME`` is that base
-    file (a sibling ``NAME.yaml`` or a packaged config) with the file's other keys as overrides."""
-    from ruamel.yaml import YAML
-
-    import re
-
-    path = resolve_hparams_file(hparams_file)
-    text = path.read_text()
-    if not re.search(r"^base:", text, re.M):  # a plain HyperPyYAML file (it may hold tags)
-        return load_hparams(path, overrides)
-    own = YAML(typ="safe").load(text) or {}
-    if not isinstance(own, dict):
-        raise HparamsError(f"{path}: expected a mapping of keys to values")
-    overrides = dict(overrides or {})
-    if "base" in own:
-        base = str(own.pop("base"))
-        sibling = path.parent / f"{base}.yaml"
-        base_path = sibling if sibling.is_file() else resolve_hparams_file(base)
-        if base_path.resolve() == path.resolve():
-            raise HparamsError(f"{path}: base: {base} names the file itself")
-        parsed = {}
-        for key, value in overrides.items():  # CLI values are YAML text; merge them as values
-            if isinstance(value, str) and value.strip():
-                loaded = YAML(typ="safe").load(value)
-                value = loaded if loaded is not None else value
-            parsed[key] = value
-        return load_hparams(base_path, _merge(own, parsed))
-    return load_hparams(path, overrides)
-
-
 def _check(hp: dict) -> None:
-    from ganaug.hparams import split_labels
-
     if not split_labels(hp["labels"]):
         raise HparamsError("labels: give the keywords, e.g. --labels=yes,no")
     fractions, augs, seeds = hp["speaker_fractions"], hp["augmentations"], hp["seeds"]
     if not isinstance(fractions, list) or not fractions or not all(isinstance(f, (int, float)) and 0 < f <= 1 for f in fractions):
         raise HparamsError(f"speaker_fractions={fractions!r}: give a list of fractions in (0, 1], e.g. [0.1, 0.5, 1.0]")
-    bad = [a for a in (augs or []) if a not in AUGMENTATIONS]
+    bad = [a for a in (augs or []) if a not in ARMS]
     if not isinstance(augs, list) or not augs or bad:
-        raise HparamsError(f"augmentations={augs!r}: choose from {list(AUGMENTATIONS)}")
+        raise HparamsError(f"augmentations={augs!r}: choose from {list(ARMS)}")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds) or len(set(seeds)) != len(seeds):
         raise HparamsError(f"seeds={seeds!r}: give a list of distinct integers, e.g. [0, 1, 2]")
     for key in ("tstr_generator", "classic_gan_generator"):
-        if hp[key] not in GENERATORS:
-            raise HparamsError(f"{key}={hp[key]!r}: choose one of {GENERATORS}")
+        if hp[key] not in GAN_KINDS:
+            raise HparamsError(f"{key}={hp[key]!r}: choose one of {GAN_KINDS}")
+    if not 0.0 < float(hp["filter_min_confidence"]) <= 1.0:
+        raise HparamsError(f"filter_min_confidence={hp['filter_min_confidence']!r}: a posterior in (0, 1], e.g. 0.8")
     from ganaug.models import GENERATORS as FAMILIES
 
     families = _families(hp)
     if not families or any(f not in FAMILIES for f in families) or len(set(families)) != len(families):
         raise HparamsError(f"generator_families={families!r}: give distinct names from {sorted(FAMILIES)}")
+    options = hp["generator_options"] or {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k)
+                                                and isinstance(v, dict) for k, v in options.items()):
+        raise HparamsError(f"generator_options={options!r}: give {{name: {{train key: value}}}}, names of letters, "
+                           f"digits, _ and -, e.g. {{ema: {{ema_decay: 0.999}}}}")
 
 
 def _families(hp: dict) -> list[str]:
     return list(hp.get("generator_families") or [DEFAULT_FAMILY])
 
 
+def _options(hp: dict) -> list[str]:
+    return list(hp["generator_options"] or {}) or [""]
+
+
+def _kind(hp: dict, aug: str) -> str | None:
+    """The generator kind an arm uses, or None."""
+    if aug in GAN_KINDS:
+        return aug
+    if aug in ("classic+gan", *FILTERED_ARMS):
+        return hp["classic_gan_generator"]
+    return hp["tstr_generator"] if aug == "tstr" else None
+
+
 def plan_cells(hp: dict) -> list[dict]:
-    """The grid, in run order: ``{speaker_fraction, augmentation, seed, generator, family, name}``
-    per cell; ``generator`` is None or ``(kind, family)``."""
+    """The grid, in run order: ``{speaker_fraction, augmentation, generator_option, seed, generator, name}``
+    per cell; ``generator`` is None or ``(kind, family, option)``."""
     augs = list(hp["augmentations"]) + (["tstr"] if hp["tstr"] and "tstr" not in hp["augmentations"] else [])
     cells = []
     for fraction in hp["speaker_fractions"]:
         for aug in augs:
-            kind = {"gan_per_keyword": "gan_per_keyword", "gan_conditional": "gan_conditional",
-                    "classic+gan": hp["classic_gan_generator"], "tstr": hp["tstr_generator"]}.get(aug)
+            kind = _kind(hp, aug)
             for family in (_families(hp) if kind else [None]):
                 label = aug if family in (None, DEFAULT_FAMILY) else f"{aug}@{family}"
-                for seed in hp["seeds"]:
-                    name = f"f{float(fraction):g}_{label.replace('+', '_').replace('@', '_')}_s{seed}"
-                    cells.append({"speaker_fraction": float(fraction), "augmentation": label, "seed": int(seed),
-                                  "generator": (kind, family) if kind else None, "name": name})
+                for option in (_options(hp) if kind else [""]):
+                    for seed in hp["seeds"]:
+                        name = (f"f{float(fraction):g}_{label.replace('+', '_').replace('@', '_')}"
+                                f"{'_' + option if option else ''}_s{seed}")
+                        cells.append({"speaker_fraction": float(fraction), "augmentation": label,
+                                      "generator_option": option, "seed": int(seed),
+                                      "generator": (kind, family, option) if kind else None, "name": name})
     return cells
 
 
-def _generator_dir(hp: dict, fraction: float, kind: str, family: str, output: Path) -> Path:
-    """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done)."""
+def _given_checkpoint(hp: dict, kind: str, family: str, option: str) -> str:
     given = str(hp["per_keyword_ckpt" if kind == "gan_per_keyword" else "conditional_ckpt"] or "")
-    if family != DEFAULT_FAMILY:
-        given = ""
+    return given if family == DEFAULT_FAMILY and not option else ""
+
+
+def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path) -> Path:
+    """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done)."""
+    given = _given_checkpoint(hp, kind, family, option)
     if given:
         path = Path(given.replace("{fraction}", f"{fraction:g}"))
         if not path.is_dir():
@@ -129,36 +130,78 @@ def _generator_dir(hp: dict, fraction: float, kind: str, family: str, output: Pa
     from ganaug.train import train
 
     folder = output / "gans" / f"f{fraction:g}" / ("per_keyword" if kind == "gan_per_keyword" else "conditional")
-    if family != DEFAULT_FAMILY:
-        folder = folder.with_name(f"{folder.name}_{family}")
+    suffix = "".join(f"_{part}" for part in (family if family != DEFAULT_FAMILY else "", option) if part)
+    folder = folder.with_name(folder.name + suffix)
     done_marker = folder / ".ablation_done"
     if not done_marker.is_file():
-        overrides = _merge(dict(hp["gan_overrides"] or {}), {
-            "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": ",".join(_labels(hp)),
+        option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
+        overrides = _merge(_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
+            "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
             "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
         if family == DEFAULT_FAMILY:
             name = hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"]
         else:  # the family's packaged config; one key makes it conditional
             name, overrides["conditional"] = family, kind == "gan_conditional"
         train(name, overrides)
-        done_marker.write_text(json.dumps({"finished": time.time()}))
+        done_marker.write_text(json.dumps({"finished": time.time(), "overrides": {
+            k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool, list))}}))
     return folder
 
 
-def _labels(hp):
-    from ganaug.hparams import split_labels
-
+def _labels(hp) -> list[str]:
     return split_labels(hp["labels"])
 
 
+def describe_generators(hp: dict) -> dict[str, str]:
+    """What each generator arm uses, in words (printed, and written under the results table)."""
+    out = {}
+    for cell in plan_cells(hp):
+        if cell["generator"] is None:
+            continue
+        kind, family, option = cell["generator"]
+        given = _given_checkpoint(hp, kind, family, option)
+        label = cell["augmentation"] + (f" [{option}]" if option else "")
+        if given:
+            text = f"the given checkpoint {given}{_checkpoint_facts(given, cell['speaker_fraction'])}"
+        else:
+            gan = _merge(dict(hp["gan_overrides"] or {}), dict((hp["generator_options"] or {}).get(option) or {}))
+            preset = (family if family != DEFAULT_FAMILY else
+                      hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"])
+            text = (f"a {kind.replace('gan_', '').replace('_', '-')} {family} trained here per speaker fraction "
+                    f"({preset}, d={gan.get('model_dim', '?')}, {gan.get('max_steps', '?')} steps"
+                    + "".join(f", {k}={v}" for k, v in ((hp["generator_options"] or {}).get(option) or {}).items()) + ")")
+        if cell["augmentation"].split("@")[0] in FILTERED_ARMS:
+            text += f"; clips kept when the label filter's posterior >= {float(hp['filter_min_confidence']):g}"
+        out[label] = text
+    return out
+
+
+def _checkpoint_facts(given: str, fraction: float) -> str:
+    """`` (step 300, d=8, trained on 100% of the training speakers)`` from a given checkpoint's config.json."""
+    from ganaug.checkpoint import find_checkpoints, is_checkpoint, read_config
+
+    try:
+        path = Path(given.replace("{fraction}", f"{fraction:g}"))
+        config = read_config(path if is_checkpoint(path) else next(iter(find_checkpoints(path).values())))
+    except (OSError, ValueError, StopIteration):
+        return ""
+    kwargs, data = config.get("kwargs") or {}, config.get("data") or {}
+    facts = [f"step {config['step']}" if "step" in config else "", f"d={kwargs['model_dim']}" if "model_dim" in kwargs else "",
+             f"trained on {100 * float(data['speaker_fraction']):g}% of the training speakers" if "speaker_fraction" in data else ""]
+    facts = [f for f in facts if f]
+    return f" ({', '.join(facts)})" if facts else ""
+
+
 def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) -> dict:
-    aug = cell["augmentation"]
+    arm = cell["augmentation"].split("@")[0]
     overrides = _merge(dict(hp["kws_overrides"] or {}), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(cell_dir), "eval_folder": str(hp["eval_folder"] or ""),
-        "labels": ",".join(_labels(hp)), "speaker_fraction": cell["speaker_fraction"], "data_seed": int(hp["data_seed"]),
-        "seed": cell["seed"], "device": str(hp["device"]), "classic_augment": aug in ("classic", "classic+gan"),
+        "labels": _labels(hp), "speaker_fraction": cell["speaker_fraction"], "data_seed": int(hp["data_seed"]),
+        "seed": cell["seed"], "device": str(hp["device"]), "classic_augment": arm in CLASSIC_ARMS,
         "gan_ckpt": str(gan_dir) if gan_dir is not None else "", "gan_p": float(hp["gan_p"]),
-        "train_source": "synthetic" if aug == "tstr" else "real"})
+        "train_source": "synthetic" if arm == "tstr" else "real"})
+    if arm in FILTERED_ARMS:  # kws.yaml's label-consistency filter of the synthetic clips
+        overrides["gan_min_confidence"] = float(hp["filter_min_confidence"])
     return overrides
 
 
@@ -172,15 +215,19 @@ def read_cell(cell_dir: Path) -> dict | None:
     return results if isinstance(results, dict) and "test_acc" in results else None
 
 
+RESULT_KEYS = ("test_acc", "eval_acc", "valid_acc", "num_test", "num_eval", "num_train", "synthetic_rows", "duration_s")
+
+
 def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
-    """Run (or finish) the grid; returns ``{"rows", "summary", "csv", "markdown", "plot", "ran", "skipped"}``."""
+    """Run (or finish) the grid; returns ``{"rows", "summary", "table", "html", "generators", "csv",
+    "markdown", "plot", "ran", "skipped"}``."""
     from tqdm.auto import tqdm
 
-    from ganaug.ablation.stats import markdown_table, plot, summarize, write_csv
+    from ganaug.ablation.stats import html_table, markdown_table, plot, summarize, write_csv
     from ganaug.io import atomic_write, atomic_write_json
     from ganaug.kws.recipe import run_kws
 
-    hp, resolved = load_ablation_hparams(hparams_file, overrides)
+    hp, resolved = load_hparams(hparams_file, overrides)
     _check(hp)
     output = Path(str(hp["output_folder"]))
     output.mkdir(parents=True, exist_ok=True)
@@ -203,33 +250,31 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
             ran += 1
         else:
             skipped += 1
-        rows.append({**{k: cell[k] for k in ("speaker_fraction", "augmentation", "seed")}, "cell": cell["name"],
-                     **{k: results.get(k) for k in ("test_acc", "eval_acc", "valid_acc", "num_train",
-                                                    "synthetic_rows", "duration_s")}})
+        rows.append({**{k: cell[k] for k in ("speaker_fraction", "augmentation", "generator_option", "seed")},
+                     "cell": cell["name"], **{k: results.get(k) for k in RESULT_KEYS}})
     order = list(dict.fromkeys(c["augmentation"] for c in cells))
     summary = summarize(rows)
+    used = describe_generators(hp)
     paths = {"csv": output / "results.csv", "markdown": output / "results.md", "plot": output / "ablation.png"}
     write_csv(rows, paths["csv"])
     table = markdown_table(summary, order)
     note = (f"# Ablation: {output}\n\nLabels: {', '.join(_labels(hp))}; seeds {hp['seeds']}; accuracy on speakers "
-            f"never seen in training (test split of {hp['data_folder']}). Mean, sample std and 95% CI (t) over seeds.\n\n")
-    atomic_write(paths["markdown"], lambda tmp: Path(tmp).write_text(note + table))
-    atomic_write_json(output / "summary.json", summary)
+            f"never seen in training (test split of {hp['data_folder']}).\n\n")
+    arms = "".join(f"- {arm}: {text}\n" for arm, text in used.items())
+    atomic_write(paths["markdown"], lambda tmp: Path(tmp).write_text(
+        note + table + (f"\nGenerators used:\n\n{arms}" if arms else "")))
+    atomic_write_json(output / "summary.json", {"summary": summary, "order": order, "generators": used})
     plot(summary, paths["plot"], order)
-    return {"rows": rows, "summary": summary, "ran": ran, "skipped": skipped, "table": table,
-            **{k: str(v) for k, v in paths.items()}}
+    return {"rows": rows, "summary": summary, "ran": ran, "skipped": skipped, "table": table, "generators": used,
+            "html": html_table(summary, order), **{k: str(v) for k, v in paths.items()}}
 
 
 def main(hparams_file, overrides=None) -> int:
-    """Entry point of ``ganaug ablate``; a configuration problem is one line on stderr, exit code 2."""
-    import sys
-
-    try:
-        out = run_ablation(hparams_file, overrides)
-    except HparamsError as err:
-        print(f"ganaug ablate: error: {err}", file=sys.stderr)
-        return 2
+    """Entry point of ``ganaug ablate`` (user errors are printed by :mod:`ganaug.cli`)."""
+    out = run_ablation(hparams_file, overrides)
     print(out["table"])
+    for arm, text in out["generators"].items():
+        print(f"{arm}: {text}")
     print(f"{out['ran']} cells run, {out['skipped']} skipped (already finished)\n"
           f"results: {out['csv']}\ntable:   {out['markdown']}\nplot:    {out['plot']}")
     return 0

@@ -1,31 +1,36 @@
-"""Summaries of an ablation grid: mean, std and 95% t-interval per cell; CSV, markdown, plot."""
+"""Summaries of an ablation grid: mean, std and 95% intervals per cell; CSV, markdown, HTML, plot.
+
+Two intervals, both within [0, 100] %:
+
+- **seeds (t)**: the mean over seeds +- ``t.ppf(0.975, n-1) * std / sqrt(n)`` (scipy), clipped to
+  [0, 1] (marked ``*`` where clipped). It says how much the result moves with the training seed;
+  it needs n >= 2 seeds ("n too small" otherwise) and is 0 wide when every seed scored the same.
+- **test clips (Wilson)**: the Wilson score interval of the pooled test counts (correct / clips over
+  the seeds). It says how much the accuracy moves with the finite test set and is never 0 wide.
+"""
 
 from __future__ import annotations
 
 import csv
+import html
 import math
 from pathlib import Path
 
-__all__ = ["t_critical", "mean_std_ci", "summarize", "write_csv", "markdown_table", "plot"]
+__all__ = ["t_critical", "mean_std_ci", "t_interval", "wilson_interval", "summarize", "write_csv",
+           "markdown_table", "html_table", "plot", "TOO_SMALL"]
 
-# two-sided 95% critical values of Student's t, by degrees of freedom
-_T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 6: 2.4469, 7: 2.3646, 8: 2.306, 9: 2.2622,
-         10: 2.2281, 11: 2.201, 12: 2.1788, 13: 2.1604, 14: 2.1448, 15: 2.1314, 16: 2.1199, 17: 2.1098,
-         18: 2.1009, 19: 2.093, 20: 2.086, 21: 2.0796, 22: 2.0739, 23: 2.0687, 24: 2.0639, 25: 2.0595,
-         26: 2.0555, 27: 2.0518, 28: 2.0484, 29: 2.0452, 30: 2.0423, 40: 2.0211, 60: 2.0003, 120: 1.9799}
-
-CSV_FIELDS = ["speaker_fraction", "augmentation", "seed", "test_acc", "eval_acc", "valid_acc", "num_train",
-              "synthetic_rows", "duration_s", "cell"]
+CSV_FIELDS = ["speaker_fraction", "augmentation", "generator_option", "seed", "test_acc", "eval_acc", "valid_acc",
+              "num_test", "num_eval", "num_train", "synthetic_rows", "duration_s", "cell"]
+TOO_SMALL = "n too small"
 
 
-def t_critical(df: int) -> float:
-    """Two-sided 95% critical value of t with ``df`` degrees of freedom (conservative between table rows)."""
+def t_critical(df: int, confidence: float = 0.95) -> float:
+    """Two-sided critical value of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf``)."""
+    from scipy.stats import t
+
     if df < 1:
         raise ValueError(f"df={df}: a t-interval needs at least 2 values (df >= 1)")
-    if df in _T975:
-        return _T975[df]
-    below = [d for d in _T975 if d < df]
-    return _T975[max(below)] if df <= 120 else 1.96
+    return float(t.ppf(0.5 + confidence / 2, df))
 
 
 def mean_std_ci(values) -> tuple[float, float | None, float | None]:
@@ -41,18 +46,57 @@ def mean_std_ci(values) -> tuple[float, float | None, float | None]:
     return mean, std, t_critical(n - 1) * std / math.sqrt(n)
 
 
+def t_interval(values) -> tuple[float, float, bool] | None:
+    """95% t-interval of the mean of accuracies in [0, 1], clipped to [0, 1]: ``(low, high, clipped)``;
+    None for fewer than 2 values."""
+    mean, _, half = mean_std_ci(values)
+    if half is None:
+        return None
+    low, high = mean - half, mean + half
+    return max(low, 0.0), min(high, 1.0), low < 0.0 or high > 1.0
+
+
+def wilson_interval(correct: float, total: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion ``correct / total`` (always inside [0, 1]); None if total is 0."""
+    from scipy.stats import norm
+
+    if total <= 0:
+        return None
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def _number(value):
+    return None if value in (None, "") else float(value)
+
+
 def summarize(rows: list[dict], metrics=("test_acc", "eval_acc")) -> list[dict]:
-    """One row per (speaker_fraction, augmentation): n and mean/std/ci95 of each metric present."""
+    """One entry per (speaker_fraction, augmentation, generator_option): n, mean/std, the t interval
+    over seeds (``<metric>_ci_low/_ci_high/_ci_clipped``, absent when n < 2) and the Wilson interval of
+    the pooled test counts (``<metric>_wilson_low/_high``, when the rows carry ``num_test``/``num_eval``)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((float(row["speaker_fraction"]), row["augmentation"]), []).append(row)
+        key = (float(row["speaker_fraction"]), row["augmentation"], row.get("generator_option") or "")
+        groups.setdefault(key, []).append(row)
     out = []
-    for (fraction, aug), members in groups.items():
-        entry = {"speaker_fraction": fraction, "augmentation": aug, "n": len(members)}
+    for (fraction, aug, option), members in groups.items():
+        entry = {"speaker_fraction": fraction, "augmentation": aug, "generator_option": option, "n": len(members)}
         for metric in metrics:
-            values = [m[metric] for m in members if m.get(metric) not in (None, "")]
-            if values:
-                entry[f"{metric}_mean"], entry[f"{metric}_std"], entry[f"{metric}_ci95"] = mean_std_ci(values)
+            pairs = [(_number(m.get(metric)), _number(m.get("num_test" if metric == "test_acc" else "num_eval")))
+                     for m in members if _number(m.get(metric)) is not None]
+            if not pairs:
+                continue
+            values = [v for v, _ in pairs]
+            entry[f"{metric}_mean"], entry[f"{metric}_std"], entry[f"{metric}_ci95"] = mean_std_ci(values)
+            interval = t_interval(values)
+            if interval is not None:
+                entry[f"{metric}_ci_low"], entry[f"{metric}_ci_high"], entry[f"{metric}_ci_clipped"] = interval
+            if all(n for _, n in pairs):
+                wilson = wilson_interval(sum(v * n for v, n in pairs), int(sum(n for _, n in pairs)))
+                entry[f"{metric}_wilson_low"], entry[f"{metric}_wilson_high"] = wilson
         out.append(entry)
     base = {e["speaker_fraction"]: e.get("test_acc_mean") for e in out if e["augmentation"] == "none"}
     for e in out:
@@ -74,61 +118,109 @@ def write_csv(rows: list[dict], path) -> None:
     atomic_write(path, write)
 
 
-def _fmt(value, pct=True) -> str:
-    if value is None:
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _interval_text(s: dict, metric: str) -> str:
+    if f"{metric}_mean" not in s:
         return "–"
-    return f"{100 * value:.2f}" if pct else f"{value:.4f}"
+    if f"{metric}_ci_low" not in s:
+        return TOO_SMALL
+    star = "*" if s[f"{metric}_ci_clipped"] else ""
+    return f"{_pct(s[f'{metric}_ci_low'])} – {_pct(s[f'{metric}_ci_high'])}{star}"
+
+
+def _wilson_text(s: dict, metric: str) -> str:
+    if f"{metric}_wilson_low" not in s:
+        return "–"
+    return f"{_pct(s[f'{metric}_wilson_low'])} – {_pct(s[f'{metric}_wilson_high'])}"
+
+
+def _rows(summary: list[dict], order=None) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the results table (shared by markdown and HTML)."""
+    has_eval = any("eval_acc_mean" in s for s in summary)
+    has_option = any(s.get("generator_option") for s in summary)
+    head = ["speaker fraction", "augmentation"] + (["generator option"] if has_option else []) + [
+        "n", "test acc %", "std", "95% CI, seeds (t)", "95% CI, test clips (Wilson)", "Δ vs none"]
+    if has_eval:
+        head += ["eval acc %", "eval 95% CI, seeds (t)"]
+    order = list(order or [])
+    rank = lambda s: (s["speaker_fraction"], order.index(s["augmentation"]) if s["augmentation"] in order else len(order),  # noqa: E731
+                      s["augmentation"], s.get("generator_option") or "")
+    body = []
+    for s in sorted(summary, key=rank):
+        delta = s.get("delta_vs_none")
+        cells = [f"{100 * s['speaker_fraction']:g}%", s["augmentation"]] + ([s.get("generator_option") or "–"] if has_option else []) + [
+            str(s["n"]), _pct(s.get("test_acc_mean")), _pct(s.get("test_acc_std")), _interval_text(s, "test_acc"),
+            _wilson_text(s, "test_acc"), "–" if delta is None or s["augmentation"] == "none" else f"{100 * delta:+.2f}"]
+        if has_eval:
+            cells += [_pct(s.get("eval_acc_mean")), _interval_text(s, "eval_acc")]
+        body.append(cells)
+    return head, body
+
+
+NOTE = ("Accuracy on speakers never seen in training, mean over seeds. 95% CI, seeds (t): how far the mean "
+        f"moves with the training seed (scipy t quantile; '{TOO_SMALL}' below 2 seeds; * = clipped to 0–100). "
+        "95% CI, test clips (Wilson): how far it moves with the finite test set (pooled test clips).")
 
 
 def markdown_table(summary: list[dict], order=None) -> str:
-    """Markdown table, accuracies in percent: mean, std, 95% CI (t) and the change vs. ``none``."""
-    has_eval = any("eval_acc_mean" in s for s in summary)
-    head = ["speaker fraction", "augmentation", "n", "test acc %", "std", "95% CI", "Δ vs none"]
-    if has_eval:
-        head += ["eval acc %", "eval 95% CI"]
+    """Markdown table, accuracies in percent (see the module docstring for the two intervals)."""
+    head, body = _rows(summary, order)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = list(order or [])
-    rank = lambda s: (s["speaker_fraction"], order.index(s["augmentation"]) if s["augmentation"] in order else len(order),  # noqa: E731
-                      s["augmentation"])
-    for s in sorted(summary, key=rank):
-        mean, ci = s.get("test_acc_mean"), s.get("test_acc_ci95")
-        ci_text = "–" if ci is None else f"{_fmt(mean - ci)} – {_fmt(mean + ci)}"
-        delta = s.get("delta_vs_none")
-        cells = [f"{s['speaker_fraction']:g}", s["augmentation"], str(s["n"]), _fmt(mean), _fmt(s.get("test_acc_std")),
-                 ci_text, "–" if delta is None or s["augmentation"] == "none" else f"{100 * delta:+.2f}"]
-        if has_eval:
-            em, eci = s.get("eval_acc_mean"), s.get("eval_acc_ci95")
-            cells += [_fmt(em), "–" if eci is None or em is None else f"{_fmt(em - eci)} – {_fmt(em + eci)}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines) + "\n\n" + NOTE + "\n"
+
+
+def html_table(summary: list[dict], order=None) -> str:
+    """The same table as HTML (``<table>`` + a note), for the report page."""
+    head, body = _rows(summary, order)
+    numeric = {i for i, h in enumerate(head) if h not in ("augmentation", "generator option")}
+    rows = "".join("<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>{html.escape(c)}</td>"
+                                    for i, c in enumerate(cells)) + "</tr>" for cells in body)
+    return (f"<table class=ablation><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in head)}</tr>{rows}</table>"
+            f"<p class=note>{html.escape(NOTE)}</p>")
+
+
+def _line_name(s: dict) -> str:
+    return s["augmentation"] + (f" [{s['generator_option']}]" if s.get("generator_option") else "")
 
 
 def plot(summary: list[dict], path, order=None, metric="test_acc") -> None:
-    """Accuracy vs. speaker fraction, one line per augmentation, 95% CI error bars (PNG)."""
-    import matplotlib
+    """Accuracy (0–100 %) vs. percentage of training speakers, one line per arm, error bars = the
+    clipped t interval over seeds; the legend sits outside the axes, so it covers no bar (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ganaug.io import atomic_write
 
-    augs = list(order or []) + sorted({s["augmentation"] for s in summary} - set(order or []))
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for i, aug in enumerate(a for a in augs if any(s["augmentation"] == a for s in summary)):
-        pts = sorted((s for s in summary if s["augmentation"] == aug and f"{metric}_mean" in s),
+    order = list(order or [])
+    names = list(dict.fromkeys(_line_name(s) for s in sorted(
+        summary, key=lambda s: (order.index(s["augmentation"]) if s["augmentation"] in order else len(order),
+                                s.get("generator_option") or ""))))
+    fig = Figure(figsize=(8.0, 4.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for i, name in enumerate(names):
+        pts = sorted((s for s in summary if _line_name(s) == name and f"{metric}_mean" in s),
                      key=lambda s: s["speaker_fraction"])
         if not pts:
             continue
-        x = [s["speaker_fraction"] * (1 + 0.015 * (i - len(augs) / 2)) for s in pts]  # dodge overlapping bars
+        x = [100 * s["speaker_fraction"] * (1 + 0.015 * (i - len(names) / 2)) for s in pts]  # dodge overlapping bars
         y = [100 * s[f"{metric}_mean"] for s in pts]
-        err = [100 * (s.get(f"{metric}_ci95") or 0.0) for s in pts]
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=aug)
+        low = [100 * (s[f"{metric}_mean"] - s.get(f"{metric}_ci_low", s[f"{metric}_mean"])) for s in pts]
+        high = [100 * (s.get(f"{metric}_ci_high", s[f"{metric}_mean"]) - s[f"{metric}_mean"]) for s in pts]
+        ax.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=name)
     ax.set_xscale("log")
     fractions = sorted({s["speaker_fraction"] for s in summary})
-    ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
-    ax.set_xlabel("fraction of training speakers")
-    ax.set_ylabel(f"{metric.replace('_', ' ')} (%), mean ± 95% CI")
+    ax.set_xticks([100 * f for f in fractions], [f"{100 * f:g}%" for f in fractions])
+    ax.minorticks_off()
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("training speakers used (%)")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (%), mean ± 95% CI (t, seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ganaug.hparams import HparamsError, split_labels
+from ganaug.config import HparamsError, split_labels
 
 __all__ = ["KWSData", "load_kws_data", "write_noise_csv", "synthesize", "make_gan_augment"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ganaug.hparams import HparamsError, load_hparams
+from ganaug.config import HparamsError, load_hparams
 
 __all__ = ["main", "run_kws", "check_hparams", "RESULTS_FILE"]
 

@@ -59,7 +59,7 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
     a small recipe for tests) on the TRAIN split (``speaker_fraction``/``data_seed`` as the
     generator's), its best epoch chosen on the VALID speakers and tested on the TEST speakers.
     """
-    from ganaug.hparams import HparamsError, load_hparams
+    from ganaug.config import HparamsError, load_hparams
     from ganaug.kws.recipe import check_hparams, train_kws
     from ganaug.models.classifier import REFERENCE_VERSION, is_classifier, save_classifier
 

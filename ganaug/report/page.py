@@ -4,8 +4,10 @@
 spectrograms of generated clips next to real ones (when ``data`` is given), the metrics table of
 ``ganaug evaluate`` (when a ``metrics.json`` is found or given) and the ablation plot (when a
 PNG is found or given). Everything the page shows is copied under ``out`` (``audio/``,
-``img/``), so the folder can be zipped or served as it is. Spectrograms are drawn with
-matplotlib's Agg backend on one dB scale, so clips compare by eye.
+``img/``), so the folder can be zipped or served as it is. Spectrograms come from the one renderer,
+:mod:`ganaug.plot`, on one dB scale, so clips compare by eye. Each metric gets a plain-language
+verdict (:mod:`ganaug.report.verdict`); the ablation table is rendered as HTML from its
+``summary.json``.
 """
 
 from __future__ import annotations
@@ -18,45 +20,22 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ganaug.checkpoint import read_config
 from ganaug.io import atomic_write
 from ganaug.metrics.evaluate import ROWS, generate_clips, generator_labels, load_generators
+from ganaug.plot import spectrogram_png
+from ganaug.report.verdict import label_verdicts, verdicts
 
-__all__ = ["build_report", "main", "find_metrics", "find_ablation", "spectrogram_png"]
+__all__ = ["build_report", "main", "find_metrics", "find_ablation"]
 
 UNCONDITIONAL = "all"  # section name of an unconditional generator's clips
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name) or "label"
-
-
-def spectrogram_png(wav: torch.Tensor, path: Path, sample_rate: int, title: str = "") -> None:
-    """Log-magnitude STFT (32 ms window, 8 ms hop) of a clip ``(time,)`` as a small PNG, -90..0 dBFS."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n_fft = 2 ** int(np.ceil(np.log2(sample_rate * 0.032)))
-    spec = torch.stft(wav.float(), n_fft, n_fft // 4, window=torch.hann_window(n_fft), return_complex=True).abs()
-    db = 20 * torch.log10(spec / (n_fft / 4) + 1e-6).numpy()
-    fig, ax = plt.subplots(figsize=(3.1, 1.9), dpi=80)
-    ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=-90, vmax=0,
-              extent=(0, wav.shape[-1] / sample_rate, 0, sample_rate / 2000))
-    ax.set_xlabel("s", fontsize=7, labelpad=1)
-    ax.set_ylabel("kHz", fontsize=7, labelpad=1)
-    ax.tick_params(labelsize=6, length=2, pad=1)
-    if title:
-        ax.set_title(title, fontsize=7, pad=2)
-    fig.tight_layout(pad=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def _write_wav(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
@@ -105,20 +84,40 @@ def _metrics_html(metrics_path: Path) -> str:
         std = values.get(f"{key}_std")
         return f"{value:.3f} ± {std:.3f}" if isinstance(std, (int, float)) else f"{value:.3f}"
 
+    said = verdicts(result)
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td class=num>{cell(gen, key)}</td><td class=num>{cell(real, key)}</td>"
-        f"<td>{html.escape(reading)}</td></tr>"
+        f"<td>{html.escape(reading)}</td><td class=verdict>{html.escape(said.get(key, '-'))}</td></tr>"
         for key, name, reading in ROWS if key in gen or key in real)
     clf = result.get("classifier", {})
-    acc = clf.get("test_acc")
+    acc = clf.get("test_acc") if isinstance(clf, dict) else None
+    clf_text = (f"Reference classifier test accuracy: {'-' if acc is None else f'{acc:.3f}'}" if isinstance(clf, dict)
+                else f"Classifier: {html.escape(str(clf))}")   # metrics.json of older versions: a description
     note = (f"{result.get('num_generated', '?')} generated clips; real column: {result.get('num_real_test', '?')} clips "
-            f"of held-out test speakers. Reference classifier test accuracy: "
-            f"{'-' if acc is None else f'{acc:.3f}'}. From {html.escape(str(metrics_path))}.")
+            f"of held-out test speakers. {clf_text}. From {html.escape(str(metrics_path))}.")
     per_label = gen.get("label_acc_per_label") or {}
     extra = ("<p class=note>label accuracy per label: " + ", ".join(
         f"{html.escape(k)} {v:.2f}" for k, v in per_label.items()) + "</p>") if per_label else ""
-    return (f"<table><tr><th>metric</th><th>generated</th><th>real (test speakers)</th><th>reading</th></tr>"
-            f"{rows}</table>{extra}<p class=note>{note}</p>")
+    extra += "".join(f"<p class=verdict>Labels {html.escape(text)}.</p>" for text in label_verdicts(result))
+    return (f"<table><tr><th>metric</th><th>generated</th><th>real (test speakers)</th><th>reading</th>"
+            f"<th>verdict</th></tr>{rows}</table>{extra}<p class=note>{note}</p>")
+
+
+def _ablation_table_html(plot: Path) -> str:
+    """The ablation's results table as HTML, from the ``summary.json`` beside its plot ("" if none)."""
+    from ganaug.ablation.stats import html_table
+
+    path = plot.parent / "summary.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return ""
+    summary, order = (saved.get("summary"), saved.get("order")) if isinstance(saved, dict) else (saved, None)
+    if not isinstance(summary, list) or not summary:
+        return ""
+    used = saved.get("generators") or {} if isinstance(saved, dict) else {}
+    arms = "".join(f"<li>{html.escape(arm)}: {html.escape(text)}</li>" for arm, text in used.items())
+    return html_table(summary, order) + (f"<p class=note>Generators used:</p><ul class=note>{arms}</ul>" if arms else "")
 
 
 def _figure(img: str, audio: str, caption: str) -> str:
@@ -188,9 +187,7 @@ def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metric
     if ablation is not None:
         shutil.copyfile(ablation, out / "ablation.png")
         ablation_block = f'<div class=ablation><img src="ablation.png" alt="ablation plot"></div>'
-        table = next((p for p in (ablation.with_suffix(".md"), ablation.parent / "results.md") if p.is_file()), None)
-        if table is not None:
-            ablation_block += f"<pre>{html.escape(table.read_text())}</pre>"
+        ablation_block += _ablation_table_html(ablation)
         ablation_block += f"<p class=note>From {html.escape(str(ablation))}.</p>"
 
     cfg = read_config(next(iter(_ckpt_dirs(ckpt, kind))))
@@ -224,7 +221,7 @@ def _ckpt_dirs(ckpt: Path, kind: str) -> list[Path]:
 
 
 def main(ckpt, out, data=None, per_label=4, seed=0, metrics=None, ablation=None) -> int:
-    """``ganaug report``: write the page and print where it is."""
+    """``ganaug report``: write the page and print where it is (user errors are printed by :mod:`ganaug.cli`)."""
     index = build_report(ckpt, out, data=data, per_label=per_label, seed=seed, metrics=metrics, ablation=ablation)
     print(f"wrote {index} (open it in a browser: file://{index.resolve()})")
     return 0

@@ -7,8 +7,8 @@ Layout inside a checkpoint directory::
     samples/step_<N>/<label>_<i>.flac    generated clips per label (fixed latents across steps)
     samples/step_<N>.png             spectrogram grid: one row per label
 
-Only process 0 makes a ``RunLog``; matplotlib is used through its Agg canvas (no pyplot, no
-global backend change), TensorBoard through ``torch.utils.tensorboard`` when installed.
+Only process 0 makes a ``RunLog``; spectrograms are drawn by :mod:`ganaug.plot` (the one renderer,
+no pyplot), TensorBoard through ``torch.utils.tensorboard`` when installed.
 """
 
 from __future__ import annotations
@@ -116,17 +116,13 @@ def _save_png(image: np.ndarray, path) -> None:
 
 def spectrogram_grid(wavs: torch.Tensor, names: list[str], sample_rate: int) -> np.ndarray:
     """RGB image ``(H, W, 3)`` uint8: log-magnitude spectrograms, one row per distinct name."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ganaug.plot import draw_spectrogram, figure_rgb, new_figure, spectrogram_db
 
     rows = list(dict.fromkeys(names))
     per_row = {r: [i for i, n in enumerate(names) if n == r] for r in rows}
     cols = max(len(v) for v in per_row.values())
-    n_fft = 512
-    spec = torch.stft(wavs, n_fft, hop_length=128, window=torch.hann_window(n_fft), return_complex=True)
-    db = 20 * torch.log10(spec.abs().clamp_min(1e-5))
-    fig = Figure(figsize=(2.2 * cols, 1.6 * len(rows)), dpi=80)
-    FigureCanvasAgg(fig)
+    db = spectrogram_db(wavs, sample_rate)
+    fig = new_figure(2.2 * cols, 1.6 * len(rows))
     axes = fig.subplots(len(rows), cols, squeeze=False)
     seconds = wavs.shape[-1] / sample_rate
     for r, name in enumerate(rows):
@@ -135,14 +131,12 @@ def spectrogram_grid(wavs: torch.Tensor, names: list[str], sample_rate: int) -> 
             ax.set_xticks([])
             ax.set_yticks([])
             if c < len(per_row[name]):
-                ax.imshow(db[per_row[name][c]].numpy(), origin="lower", aspect="auto", vmin=-100, vmax=20,
-                          cmap="magma", extent=(0, seconds, 0, sample_rate / 2000))
+                draw_spectrogram(ax, db[per_row[name][c]], sample_rate, seconds)
             else:
                 ax.axis("off")
         axes[r][0].set_ylabel(name, fontsize=8)
     fig.tight_layout(pad=0.3)
-    fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    return figure_rgb(fig)
 
 
 def finite_or_raise(values: dict[str, float], step: int, ckpt_dir: Path) -> None:

@@ -163,7 +163,7 @@ def _train(G, D, wavs, labels, ckpt_dir, opts, device, dist, conditional, stop) 
     try:
         run = GanStep(G, D, opts, device, data, data_labels, opts.batch_size // dist.world_size, seed, dist, classifier)
     except ValueError as err:   # an option that cannot work here: one line, named (ganaug train exits 2)
-        from ganaug.hparams import HparamsError
+        from ganaug.config import HparamsError
 
         raise HparamsError(str(err)) from err
     for module in run.extra_modules().values():

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from ganaug.checkpoint import is_checkpoint, read_config
-from ganaug.hparams import HparamsError, load_hparams, split_labels
+from ganaug.config import HparamsError, load_hparams, split_labels
 from ganaug.io import CheckpointError, FolderLocked, WriteError, atomic_write, lock
 from ganaug.train import state as st
 from ganaug.train.distributed import setup

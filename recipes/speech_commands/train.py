@@ -7,10 +7,9 @@ packaged ``kws`` config.
 
 import sys
 
-from ganaug.hparams import parse_overrides
-from ganaug.kws import main
+from ganaug.cli import run_yaml_command
 
 if __name__ == "__main__":
     args = sys.argv[1:]
     hparams = args.pop(0) if args and not args[0].startswith("--") else "kws"
-    sys.exit(main(hparams, parse_overrides(args)))
+    sys.exit(run_yaml_command("kws", hparams, args))   # a user error: one line on stderr, exit code 2
