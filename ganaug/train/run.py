@@ -73,22 +73,24 @@ def _family(hparams: dict):
 
 
 def known_keys(hparams: dict) -> set[str]:
-    """Every YAML key ``ganaug train`` uses for ``hparams["model"]``: run keys, TrainOptions, both constructors."""
-    _, generator, critic = _family(hparams)
+    """Every YAML key ``ganaug train`` can use: run keys, TrainOptions, and the constructors of every
+    trainable family (the GAN presets share one base file, so a WaveGAN run's YAML also carries the
+    SpecGAN/TiFGAN keys; a key no family takes is a typo)."""
+    from ganaug.models import DISCRIMINATORS, GENERATORS
+
+    _family(hparams)   # an unknown model is its own error
     keys = set(RUN_KEYS) | _option_names()
-    for cls in (generator, critic):
+    for cls in (*GENERATORS.values(), *DISCRIMINATORS.values()):
         keys |= set(inspect.signature(cls.__init__).parameters)
-    return keys - set(_SET_BY_RUN) - {"args", "kwargs"}
+    return keys - set(_SET_BY_RUN) - {"self", "args", "kwargs"}
 
 
 def check_keys(hparams: dict, hparams_file) -> None:
     """An unknown key (a typo) is an error naming it and the keys a run takes."""
     known = known_keys(hparams)
-    family = hparams.get("model", "wavegan")
     unknown = sorted(k for k in hparams if k not in known)
     if unknown:
-        raise HparamsError(f"{hparams_file}: unknown keys {unknown} (for model={family}); keys ganaug train takes: "
-                           f"{sorted(known)}")
+        raise HparamsError(f"{hparams_file}: unknown keys {unknown}; keys ganaug train takes: {sorted(known)}")
 
 
 def _kwargs_for(cls, hparams: dict, **fixed) -> dict:
