@@ -108,13 +108,29 @@ def test_default_options_log_what_they_did_before(small, tmp_path):
     (["--gp_precision=bf16"], "gp_precision=float32"),
     (["--compile=max"], "compile='max'"),
     (["--gp_interval=0"], "gp_interval=0"),
-    (["--aux_weight=1", "--aux=frozen"], "aux_classifier"),
+    (["--aux_weight=1", "--aux=frozen", "--aux_classifier=/nonexistent/clf"], "/nonexistent/clf"),
 ])
 def test_bad_options_are_one_clear_error(small, tmp_path, capsys, extra, fragment):
     assert cli(["train", COND, *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1", *extra]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]            # after the run's info line, if any
     assert last.startswith("ganaug train: error:") and fragment in last, last
     assert not list_states(tmp_path / "run")
+
+
+def test_aux_frozen_defaults_to_the_reference_classifier_of_the_data(small, mini_sc, tmp_path, monkeypatch, capsys):
+    from ganaug.data import KeywordDataset
+    from ganaug.models.classifier import reference_dir
+
+    monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))           # no reference classifier yet
+    args = ["train", COND, *small, "--max_steps=1", "--aux_weight=1", "--aux=frozen"]
+    assert cli([*args, f"--output_folder={tmp_path / 'a'}"]) == 2
+    expected = reference_dir(KeywordDataset(mini_sc, labels=["yes", "no"], split="train").fingerprint(), ["yes", "no"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(expected) in last and "--aux_classifier=DIR" in last
+    torch.manual_seed(0)
+    save_classifier(expected, KWSClassifier(["yes", "no"]))
+    assert cli([*args, f"--output_folder={tmp_path / 'b'}"]) == 0       # found by default
+    assert "G/aux" in stats(tmp_path / "b")[0]
 
 
 def test_aux_needs_a_conditional_run(small, tmp_path, capsys):
