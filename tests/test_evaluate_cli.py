@@ -6,6 +6,8 @@ import json
 import re
 
 import pytest
+
+from ganaug.io import CheckpointError
 import torch
 
 from ganaug.checkpoint import save_generator
@@ -149,7 +151,7 @@ def test_evaluate_per_keyword_and_unconditional(mini_sc, tmp_path, classifier_di
 
 def test_evaluate_bad_input_names_the_argument(mini_sc, tmp_path, classifier_dir, capsys):
     ckpt = _tiny(tmp_path / "cond", ["yes", "no"])
-    with pytest.raises(FileNotFoundError, match="CKPT"):
+    with pytest.raises(CheckpointError, match="nothing.*no such directory"):
         evaluate_generator(tmp_path / "nothing", mini_sc, classifier=classifier_dir)
     with pytest.raises(FileNotFoundError, match="--data"):
         evaluate_generator(ckpt, tmp_path / "no_data", classifier=classifier_dir)
@@ -172,7 +174,7 @@ def test_evaluate_bad_input_names_the_argument(mini_sc, tmp_path, classifier_dir
     # the command: one line, exit code 2, nothing written
     assert evaluate_main(str(tmp_path / "nothing"), str(mini_sc), classifier=str(classifier_dir)) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ganaug evaluate: error: CKPT") and len(err.strip().splitlines()) == 1
+    assert err.startswith("ganaug evaluate: error: ckpt=") and "no such directory" in err and len(err.strip().splitlines()) == 1
 
 
 def test_tifgan_consistency_scores_its_own_spectrograms(mini_sc, tmp_path, classifier_dir):

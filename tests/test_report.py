@@ -7,6 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from ganaug.io import CheckpointError
 import soundfile as sf
 import torch
 
@@ -120,7 +122,7 @@ def test_report_bad_input(tmp_path):
         build_report(ckpt, tmp_path / "r", data=tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="--ablation"):
         build_report(ckpt, tmp_path / "r", ablation=tmp_path / "missing.png")
-    with pytest.raises(FileNotFoundError, match="CKPT"):
+    with pytest.raises(CheckpointError, match="nothing.*no such directory"):
         build_report(tmp_path / "nothing", tmp_path / "r")
 
 

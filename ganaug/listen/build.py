@@ -96,11 +96,6 @@ def _write_clip(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
     atomic_write(path, lambda tmp: sf.write(tmp, clip, sample_rate, format="WAV", subtype="PCM_16"))
 
 
-def _generate(source, names, seeds, batch_size=64) -> torch.Tensor:
-    return torch.cat([source.generate(names[i:i + batch_size], seeds[i:i + batch_size])
-                      for i in range(0, len(names), batch_size)])
-
-
 def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confidence: float | None = None,
                filter_classifier=None, progress: bool = True) -> Path:
     """Write a blind listening test into ``out`` (see the module docstring); returns ``out/test.json``.
@@ -113,7 +108,7 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
         min_confidence: also test each generator behind its label filter (None or 0: raw clips only).
         filter_classifier: the filter's classifier folder (default: the generator's reference classifier).
     """
-    from ganaug.augment.source import GeneratorSource, mix_seed
+    from ganaug.augment.source import GeneratorSource, mix_seed, synthesize
     from ganaug.data import KeywordDataset
 
     ckpts = [Path(c) for c in ([ckpts] if isinstance(ckpts, (str, Path)) else ckpts)]
@@ -157,10 +152,10 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
         for system, src, info in variants:
             if progress:
                 print(f"generating {len(names)} clips of {system}", flush=True)
-            seeds = [mix_seed("listen", info["kind"], seed, label, j) for j, label in enumerate(names)]
-            wavs = _generate(src, names, seeds)
+            system_seed = mix_seed("listen", info["kind"], seed)
+            wavs, kept, _ = synthesize(src, names, seed=system_seed)   # a filtered system drops rejected rows
             systems[system] = {**info, "ckpt": str(ckpt.resolve())}
-            clips[system] = [(label, wavs[j], {"seed": s}) for j, (label, s) in enumerate(zip(names, seeds))]
+            clips[system] = [(label, wavs[j], {"seed": system_seed, "index": j}) for j, label in enumerate(kept)]
 
     shutil.rmtree(out / CLIPS_DIR, ignore_errors=True)
     (out / CLIPS_DIR).mkdir(parents=True)

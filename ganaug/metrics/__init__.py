@@ -13,7 +13,7 @@ The math alone lives in :mod:`ganaug.metrics.functional`.
 """
 
 from ganaug.metrics.classifier import classify, load_reference, reference_classifier
-from ganaug.metrics.evaluate import evaluate_generator, format_table, generate_clips, load_generators
+from ganaug.metrics.evaluate import evaluate_generator, format_table
 from ganaug.metrics.functional import (
     frechet_distance, frechet_distance_from_features, inception_score, label_accuracy,
     modified_inception_score, nn_distance, nn_features,
@@ -21,7 +21,7 @@ from ganaug.metrics.functional import (
 from ganaug.metrics.registry import DEFAULT_METRICS, METRICS, ClipSet, MetricContext, register_metric, run_metrics
 
 __all__ = [
-    "evaluate_generator", "format_table", "generate_clips", "load_generators",
+    "evaluate_generator", "format_table",
     "reference_classifier", "load_reference", "classify",
     "METRICS", "DEFAULT_METRICS", "register_metric", "run_metrics", "ClipSet", "MetricContext",
     "inception_score", "modified_inception_score", "frechet_distance", "frechet_distance_from_features",

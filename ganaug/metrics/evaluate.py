@@ -30,12 +30,11 @@ from pathlib import Path
 
 import torch
 
-from ganaug.checkpoint import find_checkpoints, is_checkpoint, load_generator
 from ganaug.io import atomic_write, atomic_write_json
 from ganaug.metrics.classifier import classify, load_reference, real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
 
-__all__ = ["evaluate_generator", "load_generators", "generate_clips", "format_table",
+__all__ = ["evaluate_generator", "format_table",
            "write_metrics", "main"]
 
 ROWS = [  # key, name, reading
@@ -50,82 +49,23 @@ ROWS = [  # key, name, reading
 UNCONDITIONAL = "_unconditional_"   # the source's name for the clips of an unconditional generator
 
 
-def load_generators(ckpt, device=None) -> tuple[dict, str]:
-    """``({label or None: generator}, kind)``; kind is "conditional", "unconditional" or "per_keyword".
-
-    Used by :mod:`ganaug.report.page` only (evaluation samples through
-    :class:`ganaug.augment.source.GeneratorSource`); goes when the report does the same."""
-    ckpt = Path(ckpt)
-    if is_checkpoint(ckpt):
-        generator = load_generator(ckpt, device=device)
-        return {None: generator}, "unconditional" if generator.label_names is None else "conditional"
-    found = find_checkpoints(ckpt)
-    if found:
-        return {label: load_generator(path, device=device) for label, path in found.items()}, "per_keyword"
-    raise FileNotFoundError(f"CKPT {ckpt}: not a checkpoint directory (config.json + generator.safetensors) "
-                            f"nor a per-keyword run folder (<label>/ checkpoints); pass the output_folder of `ganaug train`")
-
-
-def generator_labels(generators: dict, kind: str) -> list[str] | None:
-    if kind == "per_keyword":
-        return list(generators)
-    if kind == "conditional":
-        return list(generators[None].label_names)
-    return None
-
-
-def generate_clips(generators: dict, kind: str, n: int, seed: int = 0, sample_rate: int = 16000,
-                   num_samples: int = 16384, labels: list[str] | None = None) -> tuple[torch.Tensor, list | None]:
-    """``(wavs (n, num_samples) on the CPU at sample_rate, label names or None)``.
-
-    Labels cycle through ``labels`` (default: every label of the generator(s)), so each gets
-    ``n / #labels`` clips; an unconditional generator ignores ``labels`` and gives ``None``.
-    """
-    from ganaug.audio import fit_length, resample
-
-    rng = torch.Generator().manual_seed(seed)
-    names = None if kind == "unconditional" else labels or generator_labels(generators, kind)
-    wanted = None if names is None else [names[i % len(names)] for i in range(n)]
-    if kind == "per_keyword":
-        wavs = torch.empty(n, num_samples)
-        for name in names:
-            rows = [i for i, w in enumerate(wanted) if w == name]
-            if rows:
-                g = generators[name]
-                wavs[rows] = fit_length(resample(g.sample(len(rows), generator=rng).cpu(), g.sample_rate, sample_rate), num_samples)
-        return wavs, wanted
-    g = generators[None]
-    out = g.sample(n, labels=wanted, generator=rng).cpu()
-    return fit_length(resample(out, g.sample_rate, sample_rate), num_samples), wanted
-
-
 def _source(ckpt):
-    """``(GeneratorSource, kind)``: "conditional", "unconditional" or "per_keyword"."""
+    """``(GeneratorSource, kind)``: "conditional", "unconditional" or "per_keyword" (the one generator
+    source of :mod:`ganaug.augment`, which also serves GanAugment, banks, TSTR, the report and listen)."""
     from ganaug.augment.source import GeneratorSource
 
-    ckpt = Path(ckpt)
-    if is_checkpoint(ckpt):
-        from ganaug.checkpoint import read_config
-
-        if not read_config(ckpt).get("label_names"):
-            return GeneratorSource({UNCONDITIONAL: ckpt}), "unconditional"
-        return GeneratorSource(ckpt), "conditional"
-    if find_checkpoints(ckpt):
-        return GeneratorSource(ckpt), "per_keyword"
-    raise FileNotFoundError(f"CKPT {ckpt}: not a checkpoint directory (config.json + generator.safetensors) "
-                            f"nor a per-keyword run folder (<label>/ checkpoints); pass the output_folder of `ganaug train`")
+    source = GeneratorSource(ckpt, unconditional=True)
+    return source, {"per_label": "per_keyword"}.get(source.kind, source.kind)
 
 
-def _generate(source, names: list[str], seed: int, sample_rate: int, num_samples: int, device=None) -> torch.Tensor:
-    """``(len(names), num_samples)`` clips at ``sample_rate`` on the CPU (made on ``device``); clip i
-    from ``(seed, i)``."""
-    from ganaug.audio import fit_length, resample
-    from ganaug.augment.source import mix_seed
+def _generate(source, names: list, seed: int, sample_rate: int, num_samples: int, device=None) -> torch.Tensor:
+    """``(len(names), num_samples)`` clips at ``sample_rate`` on the CPU (made on ``device``) through
+    :func:`ganaug.augment.source.synthesize` (``None`` names an unconditional generator's clips)."""
+    from ganaug.augment.source import synthesize
 
-    seeds = [mix_seed("evaluate", seed, i) for i in range(len(names))]
-    wavs = torch.cat([source.generate(names[i:i + 256], seeds[i:i + 256], device=device).float().cpu()
-                      for i in range(0, len(names), 256)])
-    return fit_length(resample(wavs, source.sample_rate, sample_rate), num_samples)
+    wavs, _, _ = synthesize(source, [None if n == UNCONDITIONAL else n for n in names], seed=seed,
+                            sample_rate=sample_rate, num_samples=num_samples, device=device, batch_size=256)
+    return wavs
 
 
 def _generator_spectrograms(source, kind: str, labels, seed: int, n: int = 256) -> torch.Tensor | None:
@@ -140,7 +80,7 @@ def _generator_spectrograms(source, kind: str, labels, seed: int, n: int = 256) 
     rng = torch.Generator().manual_seed(seed + 1)
     logmags = []
     for path, entries in paths.items():
-        g = load_generator(path)
+        g = source.model(entries[0][0])
         count = n if kind != "per_keyword" else max(1, n // len(paths))
         z = sample_latents(count, g.latent_dim, rng)
         index = None if entries[0][1] is None else torch.tensor([g.label_names.index(labels[i % len(labels)])

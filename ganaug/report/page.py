@@ -23,9 +23,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.checkpoint import read_config
 from ganaug.io import atomic_write
-from ganaug.metrics.evaluate import ROWS, generate_clips, generator_labels, load_generators
+from ganaug.metrics.evaluate import ROWS
 from ganaug.plot import spectrogram_png
 from ganaug.report.verdict import label_verdicts, verdicts
 
@@ -146,21 +145,22 @@ def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metric
     for name, path in (("metrics", metrics), ("ablation", ablation)):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"--{name} {path}: no such file")
-    generators, kind = load_generators(ckpt, device="cpu")
-    first = next(iter(generators.values()))
-    sample_rate, num_samples = first.sample_rate, first.num_samples
-    labels = generator_labels(generators, kind)
-    sections = labels if labels is not None else [None]
+    from ganaug.augment.source import GeneratorSource, synthesize
+
+    source = GeneratorSource(ckpt, unconditional=True)
+    sample_rate, num_samples = source.sample_rate, source.num_samples
+    sections = list(source.label_names) if source.kind != "unconditional" else [None]
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("audio", "img"):
         shutil.rmtree(out / sub, ignore_errors=True)
 
-    wavs, names = generate_clips(generators, kind, per_label * len(sections), seed, sample_rate, num_samples, labels)
+    wavs, names, _ = synthesize(source, [label for label in sections for _ in range(per_label)], seed=seed,
+                                device="cpu")
     body = []
     for si, label in enumerate(tqdm(sections, desc="report", unit="label", disable=not progress)):
         title = UNCONDITIONAL if label is None else label
         slug = _slug(title)
-        rows = [i for i in range(wavs.shape[0]) if names is None or names[i] == label]
+        rows = [i for i in range(wavs.shape[0]) if names[i] == label]
         cards = []
         for j, i in enumerate(rows):
             audio, img = f"audio/{slug}/generated_{j}.wav", f"img/{slug}/generated_{j}.png"
@@ -190,8 +190,9 @@ def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metric
         ablation_block += _ablation_table_html(ablation)
         ablation_block += f"<p class=note>From {html.escape(str(ablation))}.</p>"
 
-    cfg = read_config(next(iter(_ckpt_dirs(ckpt, kind))))
-    meta = (f"{kind} generator · labels: {html.escape(', '.join(labels) if labels else 'none (unconditional)')} · "
+    cfg = next(iter(source.configs.values()))
+    labels = source.label_names
+    meta = (f"{source.kind.replace('_', '-')} generator · labels: {html.escape(', '.join(labels) if labels else 'none (unconditional)')} · "
             f"{sample_rate} Hz · {num_samples} samples · {'training step ' + str(cfg['step']) + ' · ' if 'step' in cfg else ''}"
             f"checkpoint {html.escape(str(ckpt.resolve()))} · seed {seed} · "
             f"built {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
@@ -212,12 +213,6 @@ def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metric
     index = out / "index.html"
     atomic_write(index, lambda tmp: Path(tmp).write_text(page))
     return index
-
-
-def _ckpt_dirs(ckpt: Path, kind: str) -> list[Path]:
-    from ganaug.checkpoint import find_checkpoints
-
-    return list(find_checkpoints(ckpt).values()) if kind == "per_keyword" else [ckpt]
 
 
 def main(ckpt, out, data=None, per_label=4, seed=0, metrics=None, ablation=None) -> int:
