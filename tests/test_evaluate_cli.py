@@ -112,7 +112,7 @@ def test_filter_adds_acceptance_and_filtered_label_accuracy(mini_sc, tmp_path, c
     assert result["filter"] == {"folder": str(own.resolve()), "min_confidence": 0.5, "label_names": ["yes", "no"]}
     assert set(result["acceptance"]) == {"yes", "no"}
     # the decision is the posterior of the intended label against the threshold, clip by clip
-    from ganaug.metrics.evaluate import UNCONDITIONAL, _generate, _source  # noqa: F401
+    from ganaug.metrics.evaluate import _generate, _source
     from ganaug.models.classifier import load_classifier
 
     source, _ = _source(ckpt)
