@@ -90,7 +90,7 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
     device = device or "cpu"
     progress = s["train"].get("progress", True)
     train_overrides = {**s["train"], "data_folder": str(data), "labels": s["labels"], "device": device}
-    paths = {"generator": out / "generator", "classifier": out / "reference_classifier",
+    paths = {"generator": out / "generator",
              "metrics": out / "generator" / "eval" / "metrics.json", "ablation": out / "ablation",
              "report": out / "report" / "index.html"}
     started = time.time()
@@ -114,9 +114,12 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
         result = json.loads(metrics.read_text())
         print(f"done already: {metrics}")
     else:
-        result = evaluate_generator(ckpt, data, classifier=paths["classifier"], num_clips=s["num_clips"],
-                                    device=device, progress=progress, recipe=s["classifier"])
+        # the reference classifier of the data's TRAIN split, at its shared place (ganaug.kws.reference):
+        # `ganaug evaluate` and the label filter find and reuse it instead of training another
+        result = evaluate_generator(ckpt, data, num_clips=s["num_clips"], device=device, progress=progress,
+                                    recipe=s["classifier"])
         atomic_write_json(metrics, result)
+    paths["classifier"] = Path(result["classifier"]["folder"])
     print(format_table(result))
     print(f"metrics: {metrics} ({time.time() - t:.0f} s)")
 

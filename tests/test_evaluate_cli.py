@@ -6,11 +6,10 @@ import json
 import re
 
 import pytest
-
-from ganaug.io import CheckpointError
 import torch
 
 from ganaug.checkpoint import save_generator
+from ganaug.io import CheckpointError
 from ganaug.kws.reference import ensure_reference, reference_folder
 from ganaug.metrics import evaluate_generator, format_table
 from ganaug.metrics.evaluate import main as evaluate_main
@@ -114,7 +113,7 @@ def test_filter_adds_acceptance_and_filtered_label_accuracy(mini_sc, tmp_path, c
     assert result["filter"] == {"folder": str(own.resolve()), "min_confidence": 0.5, "label_names": ["yes", "no"]}
     assert set(result["acceptance"]) == {"yes", "no"}
     # the decision is the posterior of the intended label against the threshold, clip by clip
-    from ganaug.metrics.evaluate import UNCONDITIONAL, _generate, _source  # noqa: F401
+    from ganaug.metrics.evaluate import _generate, _source
     from ganaug.augment.filter import LabelFilter
 
     source, _ = _source(ckpt)

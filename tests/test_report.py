@@ -7,12 +7,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-from ganaug.io import CheckpointError
 import soundfile as sf
 import torch
 
 from ganaug.checkpoint import save_generator
+from ganaug.io import CheckpointError
 from ganaug.cli import main as cli
 from ganaug.models import WaveGANGenerator
 from ganaug.report import build_report

@@ -299,16 +299,10 @@ def write_metrics(out, result: dict) -> Path:
 
 
 def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, seed=0, min_confidence=None,
-         filter_classifier=None, num_samples=None) -> int:
-    """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table.
-
-    (``num_samples`` is the old keyword of ``num_clips``, still passed by a cli.py whose flag is
-    ``--num-samples``; it goes once the flag is ``--num-clips``.)
-    """
+         filter_classifier=None) -> int:
+    """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table."""
     import sys
 
-    if num_samples is not None:
-        num_clips = num_samples
     try:
         result = evaluate_generator(ckpt, data, classifier=classifier, num_clips=num_clips, device=device, seed=seed,
                                     min_confidence=min_confidence, filter_classifier=filter_classifier)
