@@ -15,8 +15,9 @@ from importlib import import_module
 from pathlib import Path
 
 from ganaug import __version__
+from ganaug.errors import run_command
 
-__all__ = ["main", "build_parser", "run_command", "run_yaml_command", "user_errors"]
+__all__ = ["main", "build_parser", "run_command", "run_yaml_command"]
 
 # command -> ("module:function", help). YAML commands are called as fn(hparams_file, overrides).
 YAML_COMMANDS = {
@@ -35,27 +36,6 @@ COMMANDS = {
 }
 # flags every command accepts under both names (contract: --data_folder = --data, --output_folder = --out)
 ALIASES = {"data": "data_folder", "out": "output_folder"}
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The exception classes that mean "the user gave something unusable" (printed as one line)."""
-    from ganaug.audio import AudioError
-    from ganaug.config import HparamsError
-    from ganaug.io import CheckpointError
-
-    return HparamsError, CheckpointError, AudioError, FileNotFoundError, NotADirectoryError, PermissionError
-
-
-def run_command(prog: str, fn, *args, **kwargs) -> int:
-    """``fn(*args, **kwargs)`` as a command: its return code, or 2 and one line on stderr for a user error."""
-    try:
-        return int(fn(*args, **kwargs) or 0)
-    except user_errors() as err:
-        message = " ".join(str(err).split("\n")) if str(err) else type(err).__name__
-        if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in message:
-            message = f"{err.filename}: {message}"
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
 
 
 def run_yaml_command(command: str, hparams_file, args: list[str]) -> int:

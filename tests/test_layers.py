@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganaug"
 
 # floor first; one arrow may point to its own layer or below, never above
 LAYERS = [
-    {"", "io", "hparams"},               # the package root (version, lazy facade), file I/O, the config reader
+    {"", "io", "config", "plot", "errors"},   # the package root, file I/O, presets, the spectrogram plot, user errors
     {"audio"},
     {"data"},
     {"models", "functional", "spectral"},

@@ -17,7 +17,6 @@ from pathlib import Path
 from ganaug.augment.bank import generate_bank
 from ganaug.augment.filter import check_min_confidence, default_filter_dir
 from ganaug.augment.source import GeneratorSource
-from ganaug.checkpoint import CheckpointError
 
 __all__ = ["main", "filter_classifier_for"]
 
@@ -38,19 +37,23 @@ def filter_classifier_for(ckpt, device=None) -> Path:
 def main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0, min_confidence=None,
          filter_classifier=None, labels=None, progress=True) -> int:
     """Returns 0, or 2 after one line on stderr for a user error (nothing written in that case)."""
-    try:
-        threshold = check_min_confidence(min_confidence)
-        if threshold is not None and not filter_classifier:
-            filter_classifier = filter_classifier_for(ckpt, device)
-        if isinstance(labels, str):
-            labels = [s.strip() for s in labels.split(",") if s.strip()]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            bank = generate_bank(ckpt, out, per_label, format, batch_size, device, seed, labels=labels,
-                                 progress=progress, min_confidence=threshold, filter_classifier=filter_classifier or None)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"ganaug generate: error: {err}", file=sys.stderr)
-        return 2
+    from ganaug.errors import run_command
+
+    return run_command("ganaug generate", _generate, ckpt, per_label, out, format, batch_size, device, seed,
+                       min_confidence, filter_classifier, labels, progress)
+
+
+def _generate(ckpt, per_label, out, format, batch_size, device, seed, min_confidence, filter_classifier, labels,
+              progress) -> int:
+    threshold = check_min_confidence(min_confidence)
+    if threshold is not None and not filter_classifier:
+        filter_classifier = filter_classifier_for(ckpt, device)
+    if isinstance(labels, str):
+        labels = [s.strip() for s in labels.split(",") if s.strip()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bank = generate_bank(ckpt, out, per_label, format, batch_size, device, seed, labels=labels,
+                             progress=progress, min_confidence=threshold, filter_classifier=filter_classifier or None)
     meta = bank.meta
     print(f"wrote {len(bank)} clips ({', '.join(f'{k} {v}' for k, v in meta['counts'].items())}) to {out}")
     if "acceptance" in meta:

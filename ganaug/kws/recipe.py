@@ -155,13 +155,14 @@ def run_kws(hparams_file, overrides=None) -> dict:
 
 
 def main(hparams_file, overrides=None) -> int:
-    import sys
+    """Entry point of ``ganaug kws``: train, test, print the accuracy; a user error is one line, exit 2."""
+    from ganaug.errors import run_command
 
-    try:
-        results = run_kws(hparams_file, overrides)
-    except HparamsError as err:
-        print(f"ganaug kws: error: {err}", file=sys.stderr)
-        return 2
+    return run_command("ganaug kws", _main, hparams_file, overrides)
+
+
+def _main(hparams_file, overrides) -> int:
+    results = run_kws(hparams_file, overrides)
     out = Path(str(results["config"]["output_folder"]))
     eval_text = "" if results["eval_acc"] is None else f", eval_acc {results['eval_acc']:.4f}"
     print(f"test_acc {results['test_acc']:.4f}{eval_text} ({results['num_train']} training clips, "

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from ganaug.io import atomic_write, atomic_write_json
-from ganaug.metrics.classifier import classify, load_reference, real_split, reference_classifier
+from ganaug.metrics.classifier import load_reference, real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
 
 __all__ = ["evaluate_generator", "format_table",
@@ -301,16 +301,14 @@ def write_metrics(out, result: dict) -> Path:
 def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, seed=0, min_confidence=None,
          filter_classifier=None) -> int:
     """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table."""
-    import sys
+    from ganaug.errors import run_command
 
-    try:
+    def go() -> int:
         result = evaluate_generator(ckpt, data, classifier=classifier, num_clips=num_clips, device=device, seed=seed,
                                     min_confidence=min_confidence, filter_classifier=filter_classifier)
-    except (ValueError, FileNotFoundError) as err:   # CheckpointError, AudioError and HparamsError included
-        print(f"ganaug evaluate: error: {err}", file=sys.stderr)
-        return 2
-    out = Path(out) if out is not None else Path(ckpt) / "eval"
-    path = write_metrics(out, result)
-    print(format_table(result))
-    print(f"\nwrote {path}")
-    return 0
+        path = write_metrics(Path(out) if out is not None else Path(ckpt) / "eval", result)
+        print(format_table(result))
+        print(f"\nwrote {path}")
+        return 0
+
+    return run_command("ganaug evaluate", go)

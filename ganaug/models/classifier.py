@@ -20,7 +20,6 @@ variance over time per mel bin), so the model has no input statistics to carry.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch

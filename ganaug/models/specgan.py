@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ganaug.functional import phase_shuffle, projection_critic, resolve_labels, sample_latents
-from ganaug.spectral import SPECGAN_HOP, SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
+from ganaug.spectral import SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
 
 __all__ = ["SpecGANGenerator", "SpecGANDiscriminator", "SpectrogramGenerator", "SpectrogramDiscriminator",
            "SPECGAN_PRESETS"]

@@ -186,7 +186,7 @@ def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metric
     ablation_block = "<p class=note>No ablation plot found (pass --ablation PNG).</p>"
     if ablation is not None:
         shutil.copyfile(ablation, out / "ablation.png")
-        ablation_block = f'<div class=ablation><img src="ablation.png" alt="ablation plot"></div>'
+        ablation_block = '<div class=ablation><img src="ablation.png" alt="ablation plot"></div>'
         ablation_block += _ablation_table_html(ablation)
         ablation_block += f"<p class=note>From {html.escape(str(ablation))}.</p>"
 

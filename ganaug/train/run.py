@@ -49,12 +49,9 @@ _SET_BY_RUN = ("name", "metadata", "label_names", "self")   # filled in by the r
 
 def main(hparams_file, overrides: dict[str, str] | None = None) -> int:
     """Entry point of ``ganaug train``; a configuration problem is one line on stderr, exit code 2."""
-    try:
-        train(hparams_file, overrides)
-    except (HparamsError, CheckpointError, WriteError) as err:
-        print(f"ganaug train: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    from ganaug.errors import run_command
+
+    return run_command("ganaug train", lambda: train(hparams_file, overrides) and 0)
 
 
 def _option_names() -> set[str]:
