@@ -116,6 +116,15 @@ def _file(text: str) -> str:
     return text
 
 
+def _filter_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--min_confidence`` and ``--filter_classifier``: the label-consistency filter, the same on every command."""
+    p.add_argument("--min_confidence", type=_probability, default=None,
+                   help=f"{what} the filter classifier gives the clip's label this posterior (e.g. 0.8)")
+    p.add_argument("--filter_classifier", type=_folder, default=None,
+                   help="the filter's classifier folder (default: the reference classifier of the TRAIN split the "
+                        "generator was trained on, trained once when missing)")
+
+
 def _presets_epilog(command: str) -> str:
     from ganaug.config import preset_summaries
 
@@ -151,10 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=64)
     p.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min_confidence", type=_probability, default=None,
-                   help="keep a clip only when the filter classifier gives its label this posterior (e.g. 0.8)")
-    p.add_argument("--filter_classifier", type=_folder, default=None,
-                   help="classifier folder of the filter (default: the generator's reference classifier, trained if missing)")
+    _filter_arguments(p, "keep a clip only when")
 
     p = sub.add_parser("evaluate", help="IS, FID, NN distances and label accuracy of a generator",
                        description="Score a generator against real held-out speakers; writes OUT/metrics.json.")
@@ -166,10 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-clips", dest="num_clips", type=_at_least_two, default=1000, help="generated clips to score")
     p.add_argument("--device", type=_device, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min_confidence", type=_probability, default=None,
-                   help="also score the clips the generator's label filter keeps (posterior of the label >= this)")
-    p.add_argument("--filter_classifier", type=_folder, default=None,
-                   help="the filter's classifier folder (default: the reference classifier of the generator's TRAIN split)")
+    _filter_arguments(p, "also score the clips the filter keeps:")
 
     p = sub.add_parser("report", help="static HTML page to listen to and look at a generator",
                        description="Write OUT/index.html: players and spectrograms per label, metrics with a verdict, the ablation.")
@@ -192,8 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "--output_folder", dest="out", default=None, help="folder for the test (page, clips, key)")
     p.add_argument("--per-label", dest="per_label", type=int, default=5, help="clips per label and system")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min_confidence", type=_probability, default=None, help="also test each generator behind its label filter")
-    p.add_argument("--filter_classifier", default=None, help="the filter's classifier folder (default: the reference one)")
+    _filter_arguments(p, "also test each generator behind its label filter, which keeps a clip when")
     p.add_argument("--serve", dest="serve_dir", metavar="DIR", default=None, help="serve the test in DIR on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--score", dest="score_dir", metavar="DIR", default=None, help="score the answers of the test in DIR")
