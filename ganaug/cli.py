@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-clips", dest="num_clips", type=_at_least_two, default=1000, help="generated clips to score")
     p.add_argument("--device", type=_device, default=None)
     p.add_argument("--seed", type=int, default=0)
-    _filter_arguments(p, "also score the clips the filter keeps:")
+    _filter_arguments(p, "also report label accuracy and acceptance of the clips kept when")
 
     p = sub.add_parser("report", help="static HTML page to listen to and look at a generator",
                        description="Write OUT/index.html: players and spectrograms per label, metrics with a verdict, the ablation.")
