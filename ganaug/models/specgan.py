@@ -28,11 +28,9 @@ from torch import nn
 from ganaug.functional import phase_shuffle, projection_critic, resolve_labels, sample_latents
 from ganaug.spectral import SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
 
-__all__ = ["SpecGANGenerator", "SpecGANDiscriminator", "SpectrogramGenerator", "SpectrogramDiscriminator",
-           "SPECGAN_PRESETS"]
+__all__ = ["SpecGANGenerator", "SpecGANDiscriminator", "SpectrogramGenerator", "SpectrogramDiscriminator"]
 
 #: name -> constructor kwargs shared by G and D
-SPECGAN_PRESETS = {"paper": {"model_dim": 64}, "small": {"model_dim": 32}, "tiny": {"model_dim": 16}, "test": {"model_dim": 4}}
 LOG_EPS = 1e-6   # added to |X| before the log, as in the authors' code
 CLIP_NSTD = 3.0  # normalised log-magnitude is divided by this and clipped to [-1, 1]
 

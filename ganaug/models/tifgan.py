@@ -34,9 +34,8 @@ from ganaug.models.specgan import SpectrogramDiscriminator, SpectrogramGenerator
 from ganaug.spectral import TIFGAN_CHANNELS, TIFGAN_HOP, consistency, gauss_istft, gauss_stft, griffin_lim, pghi
 from ganaug.spectral.metrics import gauss_log_magnitude
 
-__all__ = ["TiFGANGenerator", "TiFGANDiscriminator", "TIFGAN_PRESETS"]
+__all__ = ["TiFGANGenerator", "TiFGANDiscriminator"]
 
-TIFGAN_PRESETS = {"paper": {"model_dim": 64}, "small": {"model_dim": 32}, "tiny": {"model_dim": 16}, "test": {"model_dim": 4}}
 KERNEL = (12, 3)
 
 
