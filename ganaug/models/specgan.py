@@ -30,7 +30,6 @@ from ganaug.spectral import SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
 
 __all__ = ["SpecGANGenerator", "SpecGANDiscriminator", "SpectrogramGenerator", "SpectrogramDiscriminator"]
 
-#: name -> constructor kwargs shared by G and D
 LOG_EPS = 1e-6   # added to |X| before the log, as in the authors' code
 CLIP_NSTD = 3.0  # normalised log-magnitude is divided by this and clipped to [-1, 1]
 
