@@ -121,6 +121,24 @@ def test_regenerated_bank_never_serves_the_old_clips(tmp_path):
     assert [p.name for p in (out / ".tensors").iterdir()] == [new.content_key()]  # the stale cache is gone
 
 
+def test_a_bank_regenerated_in_the_other_format_serves_the_new_clips(tmp_path):
+    """A flac bank regenerated as an HF bank into the same folder (and back): the old index goes."""
+    from augment_helpers import conditional_ckpt, tiny_generator
+
+    from ganaug.checkpoint import save_generator
+
+    first = conditional_ckpt(tmp_path / "a")
+    second = save_generator(tmp_path / "b", tiny_generator(["yes", "no"], seed=7), step=0)
+    out = tmp_path / "bank"
+    generate_bank(first, out, per_label=2, progress=False)                 # flac + manifest.csv
+    generate_bank(second, out, per_label=2, format="hf", progress=False)   # a saved HF dataset
+    expected = GeneratorSource(second).generate(["yes"] * 2, [mix_seed(0, "yes", i) for i in range(2)])
+    bank = SyntheticBank(out)
+    assert bank.format == "hf" and (bank.clips("yes") - expected).abs().max() < 2e-4
+    generate_bank(first, out, per_label=2, progress=False)                 # and back to flac
+    assert SyntheticBank(out).format == "csv" and not (out / "dataset_info.json").exists()
+
+
 def test_relative_bank_path_from_another_working_directory(cond, tmp_path, monkeypatch):
     """Issue 15.1: GanAugment(bank="banks/cond") and GanMixDataset(real, "banks/cond") as the README writes them."""
     from ganaug import GanMixDataset, KeywordDataset

@@ -309,6 +309,10 @@ def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: i
                       f"--min_confidence or train the generator longer to get them", UserWarning, stacklevel=2)
     present = [label for label in labels if kept[label]]
     out.mkdir(parents=True, exist_ok=True)
+    # a bank of the other format regenerated into this folder: its index must not outlive it
+    # (SyntheticBank reads manifest.csv first, so a stale one would serve the old clips)
+    for stale in ((MANIFEST_FILE,) if format == "hf" else ("dataset_info.json", "state.json")):
+        (out / stale).unlink(missing_ok=True)
     if format == "hf":
         import datasets
 
