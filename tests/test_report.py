@@ -156,3 +156,15 @@ def test_report_of_the_shared_generator_says_its_verdicts(tmp_path):
     text = " ".join(_parse(index).text)
     assert "less varied than real clips" in text and "Labels near chance (0.10): yes, down" in text
     assert len(_parse(index).audio) == 10
+
+
+def test_near_chance_scales_with_the_number_of_labels():
+    """Two labels (the demo's case): 0.74 is well above chance 0.5, 0.52 is not; ten labels: 0.19 is."""
+    from ganaug.report.verdict import label_verdicts, near_chance, verdicts
+
+    assert not near_chance(0.74, 0.5) and near_chance(0.52, 0.5)
+    assert near_chance(0.19, 0.1) and not near_chance(0.25, 0.1)
+    result = {"labels": ["yes", "no"], "generated": {"label_acc": 0.74, "label_acc_per_label": {"yes": 0.96, "no": 0.52}},
+              "real": {"label_acc": 0.9}}
+    assert not verdicts(result)["label_acc"].startswith("near chance")
+    assert label_verdicts(result) == ["near chance (0.50): no"]
