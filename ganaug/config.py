@@ -158,10 +158,11 @@ def _plain(value):
     return value
 
 
-def _merge(base: dict, update: dict) -> dict:
+def deep_merge(base: dict, update: dict) -> dict:
+    """``base`` updated by ``update``, nested dicts merged key by key (``base`` is not changed)."""
     out = dict(base)
     for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -264,7 +265,7 @@ def load_hparams(hparams_file: str | Path, overrides: dict | None = None) -> tup
                 who = f"--{key}" if where == "the command line" else f"{where}: {key}"
                 raise HparamsError(f"{who}: {root_path} defines no key {key!r}; known keys: {known}")
             value = _coerce(key, value, root[key], str(root_path))
-            merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
                 else value
     stream = io.StringIO()
     if merged:

@@ -16,7 +16,8 @@ from scipy import stats
 
 from ganaug.cli import main as cli_main
 from ganaug.data import KeywordDataset
-from ganaug.listen import ListenError, build_test, make_server, score_test, wilson
+from ganaug.ablation.stats import wilson_interval
+from ganaug.listen import ListenError, build_test, make_server, score_test
 from ganaug.listen.serve import listener_order
 from ganaug.listen.store import read_answers
 
@@ -193,9 +194,8 @@ def test_server_port_in_use_is_one_clear_error(server, fresh):
 def test_wilson_matches_scipy():
     for correct, n in ((8, 10), (0, 10), (10, 10), (37, 50), (1, 3)):
         ci = stats.binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
-        assert wilson(correct, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
-    with pytest.raises(ValueError):
-        wilson(0, 0)
+        assert wilson_interval(correct, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    assert wilson_interval(0, 0) is None
 
 
 def test_score_merges_listeners_last_answer_wins(fresh):
@@ -234,12 +234,14 @@ def test_score_merges_listeners_last_answer_wins(fresh):
         s = summary["systems"][name]
         assert (s["answers"], s["correct"], s["listeners"], s["clips"]) == (e["n"], e["correct"], 2, 10)
         assert s["accuracy"] == pytest.approx(e["correct"] / e["n"])
-        assert s["accuracy_ci95"] == pytest.approx(list(wilson(e["correct"], e["n"])))
+        assert s["accuracy_ci95"] == pytest.approx(list(wilson_interval(e["correct"], e["n"])))
         for field, values in (("quality", e["quality"]), ("intelligibility", e["intel"]), ("diversity", e["div"])):
             n = len(values)
             half = stats.t.ppf(0.975, n - 1) * np.std(values, ddof=1) / math.sqrt(n)
             assert s[field]["mean"] == pytest.approx(np.mean(values))
             assert s[field]["ci95"] == pytest.approx(half, rel=1e-3)
+            low, high = s[field]["ci95_range"]                          # the interval stays on the 1-5 scale
+            assert low == pytest.approx(max(1.0, np.mean(values) - half)) and high == pytest.approx(min(5.0, np.mean(values) + half))
         counts = np.array(s["confusion"]["counts"])
         assert counts.sum() == e["n"] and np.trace(counts) == e["correct"]
         png = fresh / "score" / s["confusion_png"]

@@ -30,7 +30,7 @@ import re
 import time
 from pathlib import Path
 
-from ganaug.config import HparamsError, load_hparams, split_labels
+from ganaug.config import HparamsError, deep_merge, load_hparams, split_labels
 
 __all__ = ["ARMS", "GAN_KINDS", "plan_cells", "run_ablation", "main", "read_cell"]
 
@@ -40,13 +40,6 @@ GAN_KINDS = ("gan_per_keyword", "gan_conditional")   # the two kinds of generato
 CLASSIC_ARMS = ("classic", "classic+gan", "classic+gan_filtered")
 FILTERED_ARMS = ("gan_filtered", "classic+gan_filtered")
 DEFAULT_FAMILY = "wavegan"
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def _check(hp: dict) -> None:
@@ -135,7 +128,7 @@ def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: st
     done_marker = folder / ".ablation_done"
     if not done_marker.is_file():
         option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
-        overrides = _merge(_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
+        overrides = deep_merge(deep_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
             "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
             "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
         if family == DEFAULT_FAMILY:
@@ -164,7 +157,7 @@ def describe_generators(hp: dict) -> dict[str, str]:
         if given:
             text = f"the given checkpoint {given}{_checkpoint_facts(given, cell['speaker_fraction'])}"
         else:
-            gan = _merge(dict(hp["gan_overrides"] or {}), dict((hp["generator_options"] or {}).get(option) or {}))
+            gan = deep_merge(dict(hp["gan_overrides"] or {}), dict((hp["generator_options"] or {}).get(option) or {}))
             preset = (family if family != DEFAULT_FAMILY else
                       hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"])
             text = (f"a {kind.replace('gan_', '').replace('_', '-')} {family} trained here per speaker fraction "
@@ -194,7 +187,7 @@ def _checkpoint_facts(given: str, fraction: float) -> str:
 
 def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) -> dict:
     arm = cell["augmentation"].split("@")[0]
-    overrides = _merge(dict(hp["kws_overrides"] or {}), {
+    overrides = deep_merge(dict(hp["kws_overrides"] or {}), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(cell_dir), "eval_folder": str(hp["eval_folder"] or ""),
         "labels": _labels(hp), "speaker_fraction": cell["speaker_fraction"], "data_seed": int(hp["data_seed"]),
         "seed": cell["seed"], "device": str(hp["device"]), "classic_augment": arm in CLASSIC_ARMS,

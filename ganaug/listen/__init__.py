@@ -11,10 +11,10 @@ from pathlib import Path
 
 from ganaug.errors import run_command
 from ganaug.listen.build import ListenError, build_test, filtered_source
-from ganaug.listen.score import score_test, wilson
+from ganaug.listen.score import score_test
 from ganaug.listen.serve import make_server, serve
 
-__all__ = ["build_test", "serve", "make_server", "score_test", "wilson", "filtered_source", "ListenError", "main"]
+__all__ = ["build_test", "serve", "make_server", "score_test", "filtered_source", "ListenError", "main"]
 
 
 def main(ckpt=(), data=None, out=None, per_label=5, seed=0, min_confidence=None, filter_classifier=None,

@@ -10,42 +10,32 @@ interval; quality, intelligibility and diversity are means with t-intervals
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
-from ganaug.ablation.stats import mean_std_ci
+from ganaug.ablation.stats import mean_std_ci, wilson_interval
 from ganaug.io import atomic_write, atomic_write_json
 from ganaug.listen.build import ANSWERS_DIR, CANT_TELL, ListenError
 from ganaug.listen.store import latest, read_answers, read_key
 
-__all__ = ["wilson", "score_test", "SCORE_DIR"]
+__all__ = ["score_test", "SCORE_DIR"]
 
 SCORE_DIR = "score"
-Z95 = 1.959963984540054
-
-
-def wilson(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``correct / n`` (95% by default)."""
-    if n <= 0:
-        raise ValueError(f"wilson: n={n}, need at least one trial")
-    p = correct / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _mos(values) -> dict | None:
     if not values:
         return None
     mean, std, ci = mean_std_ci(values)
-    return {"mean": mean, "std": std, "ci95": ci, "n": len(values)}
+    # the t interval, kept on the rating scale (1-5): a small sample near an end would run past it
+    bounds = None if ci is None else [max(1.0, mean - ci), min(5.0, mean + ci)]
+    return {"mean": mean, "std": std, "ci95": ci, "ci95_range": bounds, "n": len(values)}
 
 
 def _fmt_mos(m: dict | None) -> str:
     if m is None:
         return "–"
-    return f"{m['mean']:.2f}" + ("" if m["ci95"] is None else f" ± {m['ci95']:.2f}")
+    return f"{m['mean']:.2f}" + ("" if m["ci95_range"] is None else " [{:.2f}, {:.2f}]".format(*m["ci95_range"]))
 
 
 def confusion_png(matrix: list[list[int]], labels: list[str], choices: list[str], title: str, path: Path) -> None:
@@ -136,7 +126,7 @@ def score_test(folder, out=None) -> dict:
             "clips": sum(1 for item in key["items"].values() if item["system"] == name),
             "answers": len(clips), "listeners": len(got["listeners"]), "correct": correct,
             "accuracy": correct / len(clips) if clips else None,
-            "accuracy_ci95": list(wilson(correct, len(clips))) if clips else None,
+            "accuracy_ci95": list(wilson_interval(correct, len(clips))) if clips else None,
             "cant_tell": sum(r["label"] == CANT_TELL for r in clips) / len(clips) if clips else None,
             "accuracy_per_label": per_label,
             "quality": _mos([r["quality"] for r in clips]),
