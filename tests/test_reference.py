@@ -68,6 +68,7 @@ def test_ensure_reference_for_reads_the_generator_config(mini_sc, tmp_path, monk
     assert load_classifier(folder).label_names == ["yes", "no"]
     # a moved data folder: one line naming it and the way out
     moved = {**per_keyword, "data": {**per_keyword["data"], "data_folder": str(tmp_path / "gone")}}
+    assert ensure_reference_for(moved) == folder          # trained already: found without its data
     with pytest.raises(FileNotFoundError, match="gone.*--filter_classifier"):
         ensure_reference_for(moved, folder=tmp_path / "new")
     assert ensure_reference_for(moved, data_folder=mini_sc) == folder       # or say where it is now

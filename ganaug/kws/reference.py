@@ -42,7 +42,7 @@ def reference_folder(data_folder, label_names, *, speaker_fraction: float = 1.0,
                      sample_rate: int = 16000, num_samples: int = 16384) -> Path:
     """The default folder of the reference classifier of that TRAIN split (``reference_dir``)."""
     from ganaug.data import KeywordDataset
-    from ganaug.models.classifier import reference_dir
+    from ganaug.models.classifier import is_classifier, reference_dir
 
     train = KeywordDataset(data_folder, labels=list(label_names), split="train", speaker_fraction=speaker_fraction,
                            seed=data_seed, sample_rate=sample_rate, num_samples=num_samples)
@@ -108,21 +108,24 @@ def ensure_reference_for(ckpt_config: dict, **kw) -> Path:
     ``config.json`` (``data`` block, ``label_names``, ``sample_rate``, ``num_samples``,
     ``data_fingerprint``). ``kw``: ``folder``, ``device``, ``progress``, ``overrides``, or
     ``data_folder`` where the generator's data folder has moved."""
-    from ganaug.models.classifier import reference_dir
+    from ganaug.models.classifier import is_classifier, reference_dir
 
     data = ckpt_config.get("data") or {}
     labels = ckpt_config.get("label_names") or data.get("labels")
     if not labels or "data_fingerprint" not in ckpt_config:
         raise ValueError("generator config: no label_names/data.labels or data_fingerprint; pass the config.json of "
                          "a generator trained by `ganaug train` (or give the classifier folder yourself)")
-    data_folder = Path(str(kw.pop("data_folder", None) or data.get("data_folder") or ""))
-    if not data_folder.is_dir():
-        raise FileNotFoundError(f"the generator's data_folder {str(data_folder)!r} is not here; pass data_folder= "
-                                f"(its training data) or a classifier folder (--filter_classifier DIR)")
     sample_rate = int(ckpt_config.get("sample_rate", 16000))
     fingerprint = str(ckpt_config["data_fingerprint"]).split("/")[0]   # per-keyword: "<fp>/<label>"
     if kw.get("folder") is None:
         kw["folder"] = reference_dir(fingerprint, labels, sample_rate)
+    if is_classifier(kw["folder"]):          # trained already: the data need not be here
+        return Path(kw["folder"])
+    data_folder = Path(str(kw.pop("data_folder", None) or data.get("data_folder") or ""))
+    if not data_folder.is_dir():
+        raise FileNotFoundError(f"the generator's training data {str(data_folder)!r} (its config.json) is not here, "
+                                f"so its filter classifier cannot be trained: run from the folder it was trained in, "
+                                f"or give a classifier folder (--filter_classifier DIR)")
     return ensure_reference(data_folder, labels, speaker_fraction=float(data.get("speaker_fraction", 1.0)),
                             data_seed=int(data.get("data_seed", 0)), sample_rate=sample_rate,
                             num_samples=int(ckpt_config.get("num_samples", 16384)), **kw)

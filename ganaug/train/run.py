@@ -206,7 +206,7 @@ def _finished(ckpt_dir: Path, hparams: dict, label_names, opts: TrainOptions) ->
 
 def _train(hparams, resolved, labels, conditional, output, dist, device) -> list[Path]:
     dataset = _dataset(hparams, labels)
-    data_info = {"data_folder": str(hparams["data_folder"]), "split": "train", "labels": labels,
+    data_info = {"data_folder": str(Path(str(hparams["data_folder"])).resolve()), "split": "train", "labels": labels,
                  "speaker_fraction": dataset.speaker_fraction, "data_seed": dataset.seed,
                  "num_clips": len(dataset), "num_speakers": len(dataset.speakers)}
     training = {k: v for k, v in hparams.items() if k in _option_names() and k != "progress"}
