@@ -183,10 +183,14 @@ def test_synthesize_serves_evaluate_report_and_tstr(cond, tmp_path):
 
 
 def test_generate_user_errors_are_one_line(cond, tmp_path, capsys):
-    for argv, needle in (([str(cond), "--per-label", "0", "--out", str(tmp_path / "a")], "per_label=0"),
-                         ([str(tmp_path / "missing"), "--per-label", "1", "--out", str(tmp_path / "b")], "no such directory"),
-                         ([str(cond), "--per-label", "1", "--out", str(tmp_path / "c"), "--device", "gpu"], "device='gpu'")):
-        assert run_generate(argv) == 2
+    from ganaug.cli import main as cli
+
+    for argv, needle in (([str(cond), "--per-label", "0", "--out", str(tmp_path / "a")], "--per-label: 0"),
+                         ([str(tmp_path / "missing"), "--per-label", "1", "--out", str(tmp_path / "b")], "no such folder"),
+                         ([str(cond), "--per-label", "1", "--out", str(tmp_path / "c"), "--device", "gpu"], "gpu")):
+        assert cli(["generate", *argv]) == 2             # the CLI's parser: one line, exit 2, before any work
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and needle in err and err.startswith("ganaug generate: error:")
-    assert not any((tmp_path / n).exists() for n in "abc")
+        assert err.count("\n") == 1 and needle in err and err.startswith("ganaug generate: error:"), err
+    assert generate_main(str(cond), 0, str(tmp_path / "d"), progress=False) == 2      # the library's own check
+    assert "per_label=0" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in "abcd")

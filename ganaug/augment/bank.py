@@ -76,7 +76,9 @@ class SyntheticBank:
         else:
             raise FileNotFoundError(f"{self.path}: no {MANIFEST_FILE} or saved HF dataset; not a synthetic bank "
                                     f"(create one with `ganaug generate`)")
-        self.label_names = list(meta.get("label_names") or self._files)
+        # labels the filter emptied when the bank was written: known (their rows stay real), never drawn
+        self.empty_labels = [str(n) for n in meta.get("empty_labels") or [] if str(n) not in self._files]
+        self.label_names = list(meta.get("label_names") or self._files) + self.empty_labels
         self.sample_rate = int(meta.get("sample_rate", 16000))
         self.num_samples = meta.get("num_samples")
         self.meta = meta
@@ -206,9 +208,15 @@ class SyntheticBank:
         return out if device is None else out.to(device)
 
     def sample(self, names, seeds, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(clips, accepted)``: :meth:`generate` and an all-True mask (a bank is filtered when written)."""
-        clips = self.generate(names, seeds, device)
-        return clips, torch.ones(clips.shape[0], dtype=torch.bool)
+        """``(clips, accepted)``: :meth:`generate`, and a mask that is False only for rows of the labels the
+        filter emptied when the bank was written (zero clips: their rows stay real, as with a filtered G)."""
+        names, seeds = list(names), list(seeds)
+        accepted = torch.tensor([n not in self.empty_labels for n in names], dtype=torch.bool)
+        keep = [i for i, ok in enumerate(accepted.tolist()) if ok]
+        found = self.generate([names[i] for i in keep], [seeds[i] for i in keep], device)
+        clips = torch.zeros(len(names), found.shape[-1] if keep else int(self.num_samples or 0), device=found.device)
+        clips[keep] = found
+        return clips, accepted
 
     def __repr__(self) -> str:
         return f"SyntheticBank({str(self.path)!r}, {len(self)} clips, labels={self.label_names}, {self.sample_rate} Hz)"
