@@ -126,6 +126,11 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
     assert cell["synthetic_rows"] > 0 and cell["augmentation"]["classic"]
     again = run_ablation("ablation_quick", overrides, progress=False)
     assert again["ran"] == 0 and again["skipped"] == 6 and again["rows"] == out["rows"]
+    # other generator settings into the same folder: refused, never the old generator served silently
+    quick, _ = load_hparams("ablation_quick", {"data_folder": str(mini_sc), "output_folder": str(tmp_path / "abl")})
+    changed = {**overrides, "gan_overrides": {**quick["gan_overrides"], "max_steps": 3}}
+    with pytest.raises(HparamsError, match=r"conditional: holds a generator trained with other settings \(max_steps"):
+        run_ablation("ablation_quick", changed, progress=False)
 
 
 def test_filtered_arm_with_a_generator_option_runs(mini_sc, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ganaug.config import HparamsError, deep_merge, load_hparams, split_labels
+from ganaug.io import atomic_write, atomic_write_json
 
 __all__ = ["ARMS", "GAN_KINDS", "plan_cells", "run_ablation", "main", "read_cell"]
 
@@ -112,8 +113,12 @@ def _given_checkpoint(hp: dict, kind: str, family: str, option: str) -> str:
     return given if family == DEFAULT_FAMILY and not option else ""
 
 
-def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path) -> Path:
-    """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done)."""
+def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path,
+                   train_missing: bool = True) -> Path:
+    """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done).
+
+    A generator folder finished with other settings is an error, never reused; ``train_missing=False``
+    only makes that check (a re-run checks every generator before it skips any finished cell)."""
     given = _given_checkpoint(hp, kind, family, option)
     if given:
         path = Path(given.replace("{fraction}", f"{fraction:g}"))
@@ -126,18 +131,28 @@ def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: st
     suffix = "".join(f"_{part}" for part in (family if family != DEFAULT_FAMILY else "", option) if part)
     folder = folder.with_name(folder.name + suffix)
     done_marker = folder / ".ablation_done"
-    if not done_marker.is_file():
-        option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
-        overrides = deep_merge(deep_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
-            "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
-            "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
-        if family == DEFAULT_FAMILY:
-            name = hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"]
-        else:  # the family's packaged config; one key makes it conditional
-            name, overrides["conditional"] = family, kind == "gan_conditional"
-        train(name, overrides)
-        done_marker.write_text(json.dumps({"finished": time.time(), "overrides": {
-            k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool, list))}}))
+    option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
+    overrides = deep_merge(deep_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
+        "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
+        "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
+    if family != DEFAULT_FAMILY:   # the family's packaged config; one key makes it conditional
+        overrides["conditional"] = kind == "gan_conditional"
+    recorded = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool, list))}
+    if done_marker.is_file():
+        before = json.loads(done_marker.read_text()).get("overrides")
+        if before != json.loads(json.dumps(recorded)):
+            changed = sorted(k for k in set(before or {}) | set(recorded) if (before or {}).get(k) != recorded.get(k))
+            raise HparamsError(f"{folder}: holds a generator trained with other settings ({', '.join(changed)} differ); "
+                               f"give another --output_folder, or delete {folder} to train it again")
+        return folder
+    if not train_missing:
+        return folder
+    if family == DEFAULT_FAMILY:
+        name = hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"]
+    else:
+        name = family
+    train(name, overrides)
+    atomic_write_json(done_marker, {"finished": time.time(), "overrides": recorded})
     return folder
 
 
@@ -217,7 +232,6 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from ganaug.ablation.stats import html_table, markdown_table, plot, summarize, write_csv
-    from ganaug.io import atomic_write, atomic_write_json
     from ganaug.kws.recipe import run_kws
 
     hp, resolved = load_hparams(hparams_file, overrides)
@@ -226,6 +240,8 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
     cells = plan_cells(hp)
+    for key in dict.fromkeys((c["speaker_fraction"], *c["generator"]) for c in cells if c["generator"]):
+        _generator_dir(hp, *key, output, train_missing=False)   # finished cells of other generators: refused
     rows, ran, skipped, generators = [], 0, 0, {}
     bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
     for cell in bar:
