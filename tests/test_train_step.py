@@ -151,7 +151,17 @@ def _copies(run):
 def test_static_phase_shuffle_equals_the_data_dependent_one_and_draws_uniformly():
     x = torch.randn(200, 3, 40)
     shifts = draw_shifts(2, (200,), torch.Generator().manual_seed(1))
-    assert torch.equal(phase_shuffle(x, shifts, 2), phase_shuffle(x, shifts))
+
+    def one(example, s: int):   # WaveGAN's phase shuffle, one example at a time: pad one side by reflection, crop
+        if s > 0:
+            return torch.nn.functional.pad(example, (s, 0), mode="reflect")[..., :40]
+        if s < 0:
+            return torch.nn.functional.pad(example, (0, -s), mode="reflect")[..., -s:]
+        return example
+
+    expected = torch.stack([one(x[b], int(s)) for b, s in enumerate(shifts)])
+    assert torch.equal(phase_shuffle(x, shifts, 2), expected)     # static shapes (the training path)
+    assert torch.equal(phase_shuffle(x, shifts), expected)        # bound read from the shifts
     many = draw_shifts(2, (50_000,), torch.Generator().manual_seed(2))
     counts = torch.bincount(many + 2, minlength=5).float() / many.numel()
     assert many.min() == -2 and many.max() == 2 and torch.allclose(counts, torch.full((5,), 0.2), atol=0.01)
