@@ -97,7 +97,7 @@ def test_mix_dataset_hf_map_and_tstr_filter(weak_generator, filter_classifier_di
     import datasets
 
     from ganaug.config import HparamsError
-    from ganaug.kws.data import synthesize
+    from ganaug.kws.data import tstr_training_set
 
     real = KeywordDataset(sc_root, labels=["up", "go"], split="test")
     mix = GanMixDataset(real, weak_generator, per_label={"up": 2, "go": 1}, min_confidence=THRESHOLD,
@@ -121,11 +121,11 @@ def test_mix_dataset_hf_map_and_tstr_filter(weak_generator, filter_classifier_di
     wavs = torch.tensor([r["audio"]["array"] for r in synthetic], dtype=torch.float32)
     assert (label_filter.confidence(wavs, ["up"] * len(wavs), 16000) >= THRESHOLD).all()
     # TSTR: kept clips pass; a label with none is an error naming it
-    wavs, labels = synthesize(weak_generator, ["up", "go"][:1], 2, 16000, 16384, min_confidence=THRESHOLD,
+    wavs, labels = tstr_training_set(weak_generator, ["up", "go"][:1], 2, 16000, 16384, min_confidence=THRESHOLD,
                               filter_classifier=filter_classifier_dir)
     assert len(wavs) == len(labels) >= 1 and (label_filter.confidence(wavs, ["up"] * len(wavs), 16000) >= THRESHOLD).all()
     with pytest.raises(HparamsError, match=r"\['go'\].*min_confidence"):
-        synthesize(weak_generator, ["up", "go"], 2, 16000, 16384, min_confidence=THRESHOLD,
+        tstr_training_set(weak_generator, ["up", "go"], 2, 16000, 16384, min_confidence=THRESHOLD,
                    filter_classifier=filter_classifier_dir)
 
 

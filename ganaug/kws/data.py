@@ -15,7 +15,7 @@ import torch
 
 from ganaug.config import HparamsError, split_labels
 
-__all__ = ["KWSData", "load_kws_data", "write_noise_csv", "synthesize", "make_gan_augment"]
+__all__ = ["KWSData", "load_kws_data", "write_noise_csv", "tstr_training_set", "make_gan_augment"]
 
 
 @dataclass
@@ -101,7 +101,7 @@ def write_noise_csv(noise_folder, csv_path) -> int:
     return len(files)
 
 
-def synthesize(gan_ckpt, label_names, per_label: int, sample_rate: int, num_samples: int,
+def tstr_training_set(gan_ckpt, label_names, per_label: int, sample_rate: int, num_samples: int,
                seed: int = 0, device="cpu", min_confidence=None, filter_classifier=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_label`` generated clips of every label (TSTR training set), at the run's rate and length.
 

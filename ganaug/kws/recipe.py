@@ -80,14 +80,14 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
     else is written here. :func:`run_kws` and :mod:`ganaug.kws.reference` both call it.
     """
     from ganaug.kws.brain import AugmentPipeline, train_classifier
-    from ganaug.kws.data import load_kws_data, make_gan_augment, synthesize
+    from ganaug.kws.data import load_kws_data, make_gan_augment, tstr_training_set
 
     started = time.time()
     _seed_everything(int(hp["seed"]))
     data = load_kws_data(hp)
     num_real = len(data.train[0])
     if hp["train_source"] == "synthetic":  # TSTR: the real training split is replaced by generated clips
-        data.train = synthesize(hp["gan_ckpt"], data.label_names, int(hp["synthetic_per_label"]),
+        data.train = tstr_training_set(hp["gan_ckpt"], data.label_names, int(hp["synthetic_per_label"]),
                                 int(hp["sample_rate"]), int(hp["num_samples"]), int(hp["seed"]), str(hp["device"]))
     classic = _classic_augmenter(hp, output_folder)
     gan_on = bool(hp["gan_ckpt"]) and hp["train_source"] == "real"

@@ -42,7 +42,7 @@ def reference_folder(data_folder, label_names, *, speaker_fraction: float = 1.0,
                      sample_rate: int = 16000, num_samples: int = 16384) -> Path:
     """The default folder of the reference classifier of that TRAIN split (``reference_dir``)."""
     from ganaug.data import KeywordDataset
-    from ganaug.models.classifier import is_classifier, reference_dir
+    from ganaug.models.classifier import reference_dir
 
     train = KeywordDataset(data_folder, labels=list(label_names), split="train", speaker_fraction=speaker_fraction,
                            seed=data_seed, sample_rate=sample_rate, num_samples=num_samples)
