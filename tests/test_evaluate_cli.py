@@ -126,11 +126,14 @@ def test_filter_adds_acceptance_and_filtered_label_accuracy(mini_sc, tmp_path, c
     assert result["acceptance_overall"] == pytest.approx(float(accepted.double().mean()))
     assert result["label_acc_filtered"] is None or 0.0 <= result["label_acc_filtered"] <= 1.0
     assert "label accuracy, filtered" in format_table(result) and "acceptance per label" in format_table(result)
+    assert "same_as_scorer" not in result["filter"] and "not independent" not in format_table(result)
     # threshold 0 keeps every clip: the filtered accuracy is the raw one
     everything = evaluate_generator(ckpt, mini_sc, classifier=classifier_dir, num_clips=20, device="cpu",
                                     progress=False, min_confidence=1e-9, filter_classifier=classifier_dir)
     assert everything["acceptance_overall"] == 1.0
     assert everything["label_acc_filtered"] == pytest.approx(everything["generated"]["label_acc"])
+    # the scorer used as the filter: the table says the filtered accuracy is not an independent measure
+    assert everything["filter"]["same_as_scorer"] and "not independent" in format_table(everything)
 
 
 def test_evaluate_per_keyword_and_unconditional(mini_sc, tmp_path, classifier_dir):

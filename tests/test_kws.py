@@ -91,6 +91,12 @@ def test_tstr_trains_on_synthetic_only(mini_sc, tmp_path, cache, cond_ckpt):
     results = _run(mini_sc, tmp_path / "tstr", cache, gan_ckpt=str(cond_ckpt), train_source="synthetic",
                    synthetic_per_label=4)
     assert results["num_train"] == 8 and results["num_real_train"] == 0 and 0.0 <= results["test_acc"] <= 1.0
+    # TSTR goes through the label filter too: a threshold no clip of an untrained classifier reaches is refused
+    torch.manual_seed(0)
+    judge = save_classifier(tmp_path / "judge", KWSClassifier(["yes", "no"], channels=8, num_blocks=1))
+    with pytest.raises(HparamsError, match="reached min_confidence=0.999999"):
+        _run(mini_sc, tmp_path / "tstr_f", cache, gan_ckpt=str(cond_ckpt), train_source="synthetic",
+             synthetic_per_label=4, gan_min_confidence=0.999999, gan_filter_classifier=str(judge))
 
 
 def test_bad_input_names_the_key(mini_sc, tmp_path, cache):
