@@ -118,9 +118,9 @@ def _file(text: str) -> str:
 
 def _filter_arguments(p: argparse.ArgumentParser, what: str) -> None:
     """``--min_confidence`` and ``--filter_classifier``: the label-consistency filter, the same on every command."""
-    p.add_argument("--min_confidence", type=_probability, default=None,
+    p.add_argument("--min_confidence", "--min-confidence", dest="min_confidence", type=_probability, default=None,
                    help=f"{what} the filter classifier gives the clip's label this posterior (e.g. 0.8)")
-    p.add_argument("--filter_classifier", type=_folder, default=None,
+    p.add_argument("--filter_classifier", "--filter-classifier", dest="filter_classifier", type=_folder, default=None,
                    help="the filter's classifier folder (default: the reference classifier of the TRAIN split the "
                         "generator was trained on, trained once when missing)")
 
@@ -154,10 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="pre-generate a synthetic bank: N clips per label",
                        description="Write N generated clips per label into a bank folder (flac/wav + bank.json, or an HF dataset).")
     p.add_argument("ckpt", type=_folder, help="checkpoint directory (conditional) or a per-keyword run folder")
-    p.add_argument("--per-label", dest="per_label", type=_positive_int, required=True, help="clips per label")
+    p.add_argument("--per-label", "--per_label", dest="per_label", type=_positive_int, required=True, help="clips per label")
     p.add_argument("--out", "--output_folder", dest="out", required=True, help="output folder")
     p.add_argument("--format", choices=("flac", "wav", "hf"), default="flac")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=64)
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=64)
     p.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=0)
     _filter_arguments(p, "keep a clip only when")
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real data folder (Speech Commands or FSDD layout)")
     p.add_argument("--classifier", default=None, help="reference classifier folder (trained if missing)")
     p.add_argument("--out", "--output_folder", dest="out", default=None, help="folder for metrics.json (default: CKPT/eval)")
-    p.add_argument("--num-clips", dest="num_clips", type=_at_least_two, default=1000, help="generated clips to score")
+    p.add_argument("--num-clips", "--num_clips", dest="num_clips", type=_at_least_two, default=1000, help="generated clips to score")
     p.add_argument("--device", type=_device, default=None)
     p.add_argument("--seed", type=int, default=0)
     _filter_arguments(p, "also report label accuracy and acceptance of the clips kept when")
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "--output_folder", dest="out", required=True, help="output folder for index.html")
     p.add_argument("--data", "--data_folder", dest="data", type=_folder, default=None,
                    help="real data folder, for real clips beside generated ones")
-    p.add_argument("--per-label", dest="per_label", type=_positive_int, default=4)
+    p.add_argument("--per-label", "--per_label", dest="per_label", type=_positive_int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--metrics", type=_file, default=None,
                    help="metrics.json of `ganaug evaluate` (default: found in OUT or CKPT/eval)")
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ckpt", nargs="*", help="generator checkpoint directories or per-keyword run folders (build)")
     p.add_argument("--data", "--data_folder", dest="data", default=None, help="real data folder; its test split gives the real clips")
     p.add_argument("--out", "--output_folder", dest="out", default=None, help="folder for the test (page, clips, key)")
-    p.add_argument("--per-label", dest="per_label", type=int, default=5, help="clips per label and system")
+    p.add_argument("--per-label", "--per_label", dest="per_label", type=_positive_int, default=5, help="clips per label and system")
     p.add_argument("--seed", type=int, default=0)
     _filter_arguments(p, "also test each generator behind its label filter, which keeps a clip when")
     p.add_argument("--serve", dest="serve_dir", metavar="DIR", default=None, help="serve the test in DIR on 127.0.0.1")

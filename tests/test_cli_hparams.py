@@ -83,3 +83,16 @@ def test_data_and_out_aliases_on_every_command():
         assert "--data_folder" in text or command == "generate", command
         assert "--output_folder" in text, command
     assert "--num-clips" in _help("evaluate") and "--num-samples" not in _help("evaluate")
+
+
+def test_multiword_flags_take_either_spelling(tmp_path):
+    """`--per-label`/`--per_label`, `--min_confidence`/`--min-confidence`, ...: one meaning, both spellings."""
+    from ganaug.cli import build_parser
+
+    parser, d = build_parser(), str(tmp_path)   # any existing folder stands for the checkpoint and the classifier
+    a = parser.parse_args(["generate", d, "--per-label", "3", "--out", "x", "--min_confidence", "0.8",
+                           "--batch-size", "8", "--filter_classifier", d])
+    b = parser.parse_args(["generate", d, "--per_label", "3", "--out", "x", "--min-confidence", "0.8",
+                           "--batch_size", "8", "--filter-classifier", d])
+    assert vars(a) == vars(b) and a.per_label == 3 and a.min_confidence == 0.8 and a.batch_size == 8
+    assert parser.parse_args(["evaluate", d, "--data", d, "--num_clips", "5"]).num_clips == 5
