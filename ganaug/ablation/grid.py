@@ -210,6 +210,10 @@ def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) 
         "train_source": "synthetic" if arm == "tstr" else "real"})
     if arm in FILTERED_ARMS:  # kws.yaml's label-consistency filter of the synthetic clips
         overrides["gan_min_confidence"] = float(hp["filter_min_confidence"])
+        if not overrides.get("gan_filter_classifier") and gan_dir is not None:
+            from ganaug.kws.generate import filter_classifier_for   # the generator's own, trained once if missing
+
+            overrides["gan_filter_classifier"] = str(filter_classifier_for(gan_dir, str(hp["device"])))
     return overrides
 
 

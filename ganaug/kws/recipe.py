@@ -86,10 +86,6 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
     _seed_everything(int(hp["seed"]))
     data = load_kws_data(hp)
     num_real = len(data.train[0])
-    if hp["gan_ckpt"] and float(hp["gan_min_confidence"] or 0) > 0 and not hp["gan_filter_classifier"]:
-        from ganaug.kws.generate import filter_classifier_for   # the generator's default filter, trained if missing
-
-        hp["gan_filter_classifier"] = str(filter_classifier_for(hp["gan_ckpt"], str(hp["device"])))
     if hp["train_source"] == "synthetic":  # TSTR: the real training split is replaced by generated clips
         data.train = tstr_training_set(hp["gan_ckpt"], data.label_names, int(hp["synthetic_per_label"]),
                                        int(hp["sample_rate"]), int(hp["num_samples"]), int(hp["seed"]),
