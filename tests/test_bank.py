@@ -185,7 +185,7 @@ def test_synthesize_serves_evaluate_report_and_tstr(cond, tmp_path):
 def test_generate_user_errors_are_one_line(cond, tmp_path, capsys):
     from ganaug.cli import main as cli
 
-    for argv, needle in (([str(cond), "--per-label", "0", "--out", str(tmp_path / "a")], "--per-label: 0"),
+    for argv, needle in (([str(cond), "--per-label", "0", "--out", str(tmp_path / "a")], "--per_label: 0"),
                          ([str(tmp_path / "missing"), "--per-label", "1", "--out", str(tmp_path / "b")], "no such folder"),
                          ([str(cond), "--per-label", "1", "--out", str(tmp_path / "c"), "--device", "gpu"], "gpu")):
         assert cli(["generate", *argv]) == 2             # the CLI's parser: one line, exit 2, before any work
