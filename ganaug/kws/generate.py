@@ -15,23 +15,18 @@ import warnings
 from pathlib import Path
 
 from ganaug.augment.bank import generate_bank
-from ganaug.augment.filter import check_min_confidence, default_filter_dir
+from ganaug.augment.filter import check_min_confidence
 from ganaug.augment.source import GeneratorSource
 
 __all__ = ["main", "filter_classifier_for"]
 
 
 def filter_classifier_for(ckpt, device=None) -> Path:
-    """The default filter of the generator(s) in ``ckpt``, trained first when it does not exist."""
-    source = GeneratorSource(ckpt)
-    config = source.filter_config()
-    folder = default_filter_dir(config)
-    if folder.is_dir():
-        return folder
+    """The default filter of the generator(s) in ``ckpt``: the reference classifier of their TRAIN split,
+    found where it lives or trained there first (:func:`ganaug.kws.reference.ensure_reference_for`)."""
     from ganaug.kws.reference import ensure_reference_for  # contract 2 (clf); imported only when needed
 
-    print(f"training the filter classifier of {ckpt} (the reference classifier of its TRAIN split) into {folder}")
-    return Path(ensure_reference_for(next(iter(source.configs.values())), device=device))
+    return Path(ensure_reference_for(next(iter(GeneratorSource(ckpt).configs.values())), device=device))
 
 
 def main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0, min_confidence=None,
