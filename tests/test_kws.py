@@ -155,3 +155,34 @@ def test_unknown_generator_labels_are_an_error_before_training_or_kept(mini_sc, 
     assert 0 < results["synthetic_rows"] < results["num_train"]              # the "no" rows stayed real
     with pytest.raises(HparamsError, match="gan_min_confidence"):
         _run(mini_sc, tmp_path / "x", cache, gan_min_confidence=1.5)
+
+
+def test_killed_kws_run_resumes_from_its_newest_epoch_and_ends_as_an_uninterrupted_one(mini_sc, tmp_path, cache,
+                                                                                       monkeypatch, capsys):
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    settings = {"number_of_epochs": 3, "classic_augment": True, "noise_folder": "", "progress": True}
+    whole = _run(mini_sc, tmp_path / "whole", cache, **settings)
+    save = Checkpointer.save_and_keep_only
+
+    def killed_after_epoch_2(self, meta=None, **kw):
+        save(self, meta=meta, **kw)
+        if meta["epoch"] == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(Checkpointer, "save_and_keep_only", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(mini_sc, tmp_path / "killed", cache, **settings)
+    assert not (tmp_path / "killed" / "results.json").exists() and (tmp_path / "killed" / "save").is_dir()
+    monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
+    capsys.readouterr()
+    resumed = _run(mini_sc, tmp_path / "killed", cache, **settings)
+    assert "kws: resumed after epoch 2 from" in capsys.readouterr().out
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["history"] == whole["history"] and resumed["test_acc"] == whole["test_acc"]
+    a, b = load_classifier(tmp_path / "whole" / "classifier"), load_classifier(tmp_path / "killed" / "classifier")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    # a finished run reruns as a test of its best epoch; other settings are refused, naming the folder
+    assert _run(mini_sc, tmp_path / "killed", cache, **settings)["history"] == whole["history"]
+    with pytest.raises(ValueError, match=r"killed/save: holds the checkpoints of a classifier trained with other"):
+        _run(mini_sc, tmp_path / "killed", cache, **{**settings, "lr": 0.01})

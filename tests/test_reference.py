@@ -53,6 +53,28 @@ def test_ensure_reference_trains_once_then_reuses(mini_sc, tmp_path, monkeypatch
     assert ensure_reference(mini_sc, ["yes", "no"], device="cpu", overrides=TINY) == folder
     assert "training" not in capsys.readouterr().out
     assert (folder / "classifier.safetensors").stat().st_mtime_ns == before
+    assert not folder.with_name(folder.name + ".training").exists()        # its checkpoints go once it is saved
+
+
+def test_reference_killed_while_training_resumes_from_its_newest_epoch(mini_sc, tmp_path, monkeypatch, capsys):
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    save = Checkpointer.save_and_keep_only
+
+    def killed_after_epoch_1(self, meta=None, **kw):
+        save(self, meta=meta, **kw)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Checkpointer, "save_and_keep_only", killed_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "ref", device="cpu", progress=False, overrides=TINY)
+    assert not (tmp_path / "ref").exists() and (tmp_path / "ref.training" / "save").is_dir()
+    monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
+    capsys.readouterr()
+    folder = ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "ref", device="cpu", progress=False,
+                              overrides=TINY)
+    assert "reference classifier: resumed after epoch 1" in capsys.readouterr().out
+    assert json.loads((folder / "config.json").read_text())["best_epoch"] in (1, 2)
+    assert not (tmp_path / "ref.training").exists()
 
 
 def test_ensure_reference_for_reads_the_generator_config(mini_sc, tmp_path, monkeypatch):

@@ -9,12 +9,23 @@ with a checkpoint whose meta holds ``valid_acc`` and ``valid_loss``; SpeechBrain
 keeps the best one (:func:`best_epoch_key`: accuracy, ties to the lower loss) and the newest, and
 testing recovers the best. A tqdm bar counts epochs and
 shows the training loss and the validation accuracy.
+
+Given a ``checkpoint_dir`` (``ganaug kws`` uses ``<output_folder>/save``), the checkpoints stay
+there and a run killed at any moment resumes from its newest epoch when rerun: weights, optimizer,
+epoch counter, the history and the random state the next epoch draws from (torch, CUDA, Python,
+NumPy and the training loader's shuffle), so on CPU a resumed run without GAN rows or background
+noise ends with the same weights as an uninterrupted one. Checkpoints of another setting (model,
+recipe, data) are refused with one line rather than resumed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import random
 import tempfile
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +37,9 @@ from ganaug.models.classifier import KWSClassifier
 __all__ = ["build_model", "set_epoch_lr", "accuracy_report", "AugmentPipeline", "train_classifier", "tensor_loader"]
 
 BEST_KEY = "valid_acc"
+# hparams that do not change what a run computes (where it writes, how it shows progress, CPU threads)
+UNSIGNED_KEYS = ("output_folder", "device", "num_threads", "progress", "cache_dir", "data_folder", "noise_folder",
+                 "eval_folder")
 
 
 def best_epoch_key(ckpt) -> tuple:
@@ -84,6 +98,66 @@ class AugmentPipeline:
         return wavs, lens, labels
 
 
+def run_signature(hp: dict, data, extra: str = "") -> str:
+    """What a checkpoint must agree on to be resumed: the scalar hparams but :data:`UNSIGNED_KEYS`,
+    the labels, the training data's fingerprint and ``extra`` (the generator's fingerprint)."""
+    keys = {k: v for k, v in sorted(hp.items()) if k not in UNSIGNED_KEYS and isinstance(v, (bool, int, float, str, list))}
+    keys["_labels"], keys["_train"] = list(data.label_names), str(data.info.get("train_fingerprint", ""))
+    keys["_extra"] = extra
+    return hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _run_state_class():
+    from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
+
+    @register_checkpoint_hooks
+    class RunState:
+        """What an epoch checkpoint adds to the model and optimizer: the history and every RNG the
+        next epoch draws from (JSON, no pickle)."""
+
+        def __init__(self, loader, history: list):
+            self.loader, self.history = loader, history
+
+        @mark_as_saver
+        def _save(self, path):
+            import numpy as np
+
+            np_state = np.random.get_state()
+            state = {"history": self.history, "torch": torch.get_rng_state().tolist(),
+                     "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+                     "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+                     "numpy": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
+                     "loader": self.loader.generator.get_state().tolist() if self.loader.generator is not None else None}
+            Path(path).write_text(json.dumps(state))
+
+        @mark_as_loader
+        def _recover(self, path, end_of_epoch):
+            import numpy as np
+
+            del end_of_epoch
+            state = json.loads(Path(path).read_text())
+            self.history[:] = state["history"]
+            torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+            if state["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+            version, internal, gauss = state["python"]
+            random.setstate((version, tuple(internal), gauss))
+            name, keys, pos, has_gauss, cached = state["numpy"]
+            np.random.set_state((name, np.array(keys, dtype=np.uint32), int(pos), int(has_gauss), cached))
+            if state["loader"] is not None and self.loader.generator is not None:
+                self.loader.generator.set_state(torch.tensor(state["loader"], dtype=torch.uint8))
+
+    return RunState
+
+
+def _check_resumable(checkpointer, signature: str, ckpt_dir) -> None:
+    for ckpt in checkpointer.list_checkpoints():
+        if ckpt.meta.get("signature") != signature:
+            raise ValueError(f"{ckpt_dir}: holds the checkpoints of a classifier trained with other settings "
+                             f"(model, recipe or data); rerun with the settings of that run to resume it, or "
+                             f"use a new output folder (or delete {ckpt_dir})")
+
+
 def _brain_class():
     import speechbrain as sb
 
@@ -121,12 +195,25 @@ def _brain_class():
                 acc = self.last_report["acc"]
                 self.history.append({"epoch": epoch, "train_loss": self.train_loss,
                                      "valid_loss": float(stage_loss), "valid_acc": acc})
-                self.checkpointer.save_and_keep_only(meta={BEST_KEY: acc, "valid_loss": float(stage_loss), "epoch": epoch},
+                self.checkpointer.save_and_keep_only(meta={BEST_KEY: acc, "valid_loss": float(stage_loss), "epoch": epoch,
+                                                           "signature": self.hparams.signature},
                                                      importance_keys=[best_epoch_key])
                 self.bar.update(1)
                 self.bar.set_postfix(loss=f"{self.train_loss:.3f}", valid_acc=f"{acc:.3f}")
 
     return KWSBrain
+
+
+def _resuming(brain, bar, desc: str):
+    """Brain.on_fit_start (which recovers the newest checkpoint), then the bar moved to its epoch."""
+    start = brain.on_fit_start
+
+    def on_fit_start():
+        start()
+        if brain.history:
+            bar.update(len(brain.history))
+            bar.write(f"{desc}: resumed after epoch {brain.history[-1]['epoch']} from {brain.checkpointer.checkpoints_dir}")
+    return on_fit_start
 
 
 def tensor_loader(wavs, labels, batch_size, shuffle=False, seed=0) -> DataLoader:
@@ -135,7 +222,7 @@ def tensor_loader(wavs, labels, batch_size, shuffle=False, seed=0) -> DataLoader
 
 
 def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: bool = True,
-                     desc: str = "kws") -> dict:
+                     desc: str = "kws", checkpoint_dir=None, signature_extra: str = "") -> dict:
     """Train a :class:`KWSClassifier` on ``data`` (a :class:`ganaug.kws.data.KWSData`) and test the best epoch.
 
     Args:
@@ -144,6 +231,9 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
         augment: ``(wavs, lens, labels) -> (wavs, lens, labels)`` for training batches, or None.
         train_loader: batches ``(wavs, labels)`` to train on; default: ``data.train`` shuffled.
         progress: show the per-epoch bar (loss, validation accuracy).
+        checkpoint_dir: keep the epoch checkpoints there and resume from the newest one found
+            (default: a temporary folder, removed at the end).
+        signature_extra: more of what a checkpoint must agree on to be resumed (the GAN's fingerprint).
     Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
     """
     from speechbrain.utils.checkpoints import Checkpointer
@@ -154,17 +244,25 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
         train_loader = tensor_loader(*data.train, batch_size, True, hp["seed"])
     model = build_model(hp, data.label_names)
     counter = EpochCounter(epochs)
-    with tempfile.TemporaryDirectory(prefix="ganaug-kws-checkpoints-") as ckpt_dir, \
+    history: list = []
+    signature = run_signature(hp, data, signature_extra)
+    with tempfile.TemporaryDirectory(prefix="ganaug-kws-checkpoints-") as tmp, \
             tqdm(total=epochs, desc=desc, unit="epoch", disable=not progress) as bar:
+        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tmp)
+        checkpointer = Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter,
+                                                            "run_state": _run_state_class()(train_loader, history)})
+        _check_resumable(checkpointer, signature, ckpt_dir)
         brain = _brain_class()(
             modules={"model": model},
             opt_class=make_optimizer(hp),
-            hparams={"augment": augment, "label_names": data.label_names, "config": hp},
+            hparams={"augment": augment, "label_names": data.label_names, "config": hp, "signature": signature},
             run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0},
-            checkpointer=Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter}),
+            checkpointer=checkpointer,
         )
-        brain.history, brain.train_loss, brain.bar = [], float("nan"), bar
+        brain.history, brain.train_loss, brain.bar = history, float("nan"), bar
+        brain.on_fit_start = _resuming(brain, bar, desc)
         brain.fit(counter, train_loader, tensor_loader(*data.valid, batch_size))
+        history = list(history)                  # recovering the best epoch below rewinds the live list
         best = brain.checkpointer.find_checkpoint(importance_key=best_epoch_key)
         reports = {}
         for name, split in (("test", data.test), ("eval", data.eval)):
@@ -175,4 +273,4 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
             brain.checkpointer.recover_if_possible(importance_key=best_epoch_key)
     model = brain.modules.model.to("cpu").eval()
     return {"model": model, "best_epoch": best.meta["epoch"], "valid_acc": best.meta[BEST_KEY],
-            "history": brain.history, **reports}
+            "history": history, **reports}

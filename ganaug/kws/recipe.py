@@ -1,8 +1,9 @@
 """``ganaug kws HPARAMS.yaml [--key=value ...]``: train a keyword classifier, test it, write results.json.
 
 The output folder gets ``hparams.yaml`` (the resolved config), ``noise.csv`` (when classic
-augmentation uses background-noise clips), ``classifier/`` (safetensors + config.json, see
-:mod:`ganaug.models.classifier`) and ``results.json``::
+augmentation uses background-noise clips), ``save/`` (SpeechBrain's epoch checkpoints: the best
+and the newest; rerunning a killed command resumes from the newest), ``classifier/``
+(safetensors + config.json, see :mod:`ganaug.models.classifier`) and ``results.json``::
 
     {"test_acc": float, "eval_acc": float | null, "num_train": int, "seed": int,
      "valid_acc", "per_label_acc", "eval_per_label_acc", "num_test", "num_eval", "augmentation",
@@ -73,11 +74,22 @@ def _classic_augmenter(hp: dict, output_folder: Path):
     return hp["classic_augmenter"]
 
 
+def _generator_fingerprint(hp: dict) -> str:
+    """The generator's weights and config, when a GAN feeds the run (a retrained generator in the
+    same folder makes the epoch checkpoints another run's)."""
+    if not hp["gan_ckpt"]:
+        return ""
+    from ganaug.augment.source import GeneratorSource
+
+    return GeneratorSource(hp["gan_ckpt"]).fingerprint()
+
+
 def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = "kws") -> tuple[dict, object]:
     """Train and test one classifier of the checked hparams ``hp``: ``(results, model)``.
 
-    ``output_folder`` receives ``noise.csv`` (classic augmentation with background noise); nothing
-    else is written here. :func:`run_kws` and :mod:`ganaug.kws.reference` both call it.
+    ``output_folder`` receives ``noise.csv`` (classic augmentation with background noise) and the
+    epoch checkpoints in ``save/``, which a rerun resumes from. :func:`run_kws` and
+    :mod:`ganaug.kws.reference` both call it.
     """
     from ganaug.kws.brain import AugmentPipeline, train_classifier
     from ganaug.kws.data import load_kws_data, make_gan_augment, tstr_training_set
@@ -93,17 +105,18 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
                                        filter_classifier=hp["gan_filter_classifier"] or None)
     classic = _classic_augmenter(hp, output_folder)
     gan_on = bool(hp["gan_ckpt"]) and hp["train_source"] == "real"
+    save = {"checkpoint_dir": output_folder / "save", "signature_extra": _generator_fingerprint(hp)}
     _seed_everything(int(hp["seed"]))
     if hp["trainer"] == "speechbrain":
         gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None
         augment = AugmentPipeline(gan, classic)
-        out = train_classifier(hp, data, augment, progress=progress, desc=desc)
+        out = train_classifier(hp, data, augment, progress=progress, desc=desc, **save)
         synthetic_rows = augment.synthetic_rows
     else:
         from ganaug.kws.hf import train_hf
 
         gan = make_gan_augment(hp, data.label_names, "core") if gan_on else None
-        out = train_hf(hp, data, augment=AugmentPipeline(None, classic), gan_augment=gan, progress=progress)
+        out = train_hf(hp, data, augment=AugmentPipeline(None, classic), gan_augment=gan, progress=progress, **save)
         synthetic_rows = out["synthetic_rows"]
 
     test, evals = out["test"], out.get("eval")

@@ -18,7 +18,7 @@ recipe overrides, ``test_acc``, ``valid_acc``, ``best_epoch`` and the data finge
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from pathlib import Path
 
 import torch
@@ -58,6 +58,8 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
     otherwise one is trained there with the reference recipe (``overrides``: more kws keys, e.g.
     a small recipe for tests) on the TRAIN split (``speaker_fraction``/``data_seed`` as the
     generator's), its best epoch chosen on the VALID speakers and tested on the TEST speakers.
+    Its epoch checkpoints live in ``<folder>.training`` until it is saved, so a run killed while
+    training resumes from its newest epoch when called again.
     """
     from ganaug.config import HparamsError, load_hparams
     from ganaug.kws.recipe import check_hparams, train_kws
@@ -81,16 +83,16 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     print(f"training the reference classifier of {label_names} on the TRAIN split of {data_folder} -> {folder}",
           flush=True)
-    with tempfile.TemporaryDirectory(prefix="ganaug-reference-") as work:
-        try:
-            hp, _ = load_hparams("kws", {**recipe, "data_folder": str(data_folder), "output_folder": work,
-                                         "labels": label_names, "speaker_fraction": float(speaker_fraction),
-                                         "data_seed": int(data_seed), "sample_rate": int(sample_rate),
-                                         "num_samples": int(num_samples), "device": device})
-            check_hparams(hp)
-            results, model = train_kws(hp, Path(work), progress=progress, desc="reference classifier")
-        except HparamsError as err:
-            raise ValueError(f"reference classifier: {err}") from err
+    work = folder.with_name(folder.name + ".training")   # its epoch checkpoints: a killed run resumes from them
+    try:
+        hp, _ = load_hparams("kws", {**recipe, "data_folder": str(data_folder), "output_folder": str(work),
+                                     "labels": label_names, "speaker_fraction": float(speaker_fraction),
+                                     "data_seed": int(data_seed), "sample_rate": int(sample_rate),
+                                     "num_samples": int(num_samples), "device": device})
+        check_hparams(hp)
+        results, model = train_kws(hp, work, progress=progress, desc="reference classifier")
+    except HparamsError as err:
+        raise ValueError(f"reference classifier: {err}") from err
     save_classifier(folder, model, role="reference_classifier", reference_version=REFERENCE_VERSION,
                     recipe=recipe, test_acc=results["test_acc"], valid_acc=results["valid_acc"],
                     best_epoch=results["best_epoch"], per_label_acc=results["per_label_acc"],
@@ -98,6 +100,7 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
                     train_speakers=results["train_speakers"], test_speakers=results["test_speakers"],
                     data=str(data_folder.resolve()), data_fingerprint=results["train_fingerprint"],
                     speaker_fraction=float(speaker_fraction), data_seed=int(data_seed))
+    shutil.rmtree(work, ignore_errors=True)
     print(f"reference classifier: test accuracy {results['test_acc']:.4f} on {results['num_test']} clips of "
           f"{results['test_speakers']} unseen speakers -> {folder}", flush=True)
     return folder
