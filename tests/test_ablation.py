@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import pytest
 from scipy import stats as scipy_stats
@@ -12,7 +13,7 @@ from scipy import stats as scipy_stats
 from ganaug.ablation import markdown_table, mean_std_ci, run_ablation, summarize, t_critical, wilson_interval
 from ganaug.ablation.grid import plan_cells
 from ganaug.ablation.stats import TOO_SMALL, html_table, t_interval
-from ganaug.config import HparamsError, load_hparams, packaged_dir
+from ganaug.config import HparamsError, load_hparams
 
 BASE = {"data_folder": "d", "output_folder": "o"}
 
@@ -133,26 +134,27 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
         run_ablation("ablation_quick", changed, progress=False)
 
 
-def test_filtered_arm_with_a_generator_option_runs(mini_sc, tmp_path, monkeypatch):
-    """gan_filtered sets the kws key gan_min_confidence; the option's generator is trained with its override."""
+def test_filtered_arm_with_a_generator_option_runs_with_the_generators_own_filter(mini_sc, tmp_path, monkeypatch):
+    """gan_filtered sets the kws key gan_min_confidence; the option's generator is trained with its
+    override; with no gan_filter_classifier given, the filter is the reference classifier of the
+    generator's TRAIN split, found where ensure_reference put it."""
+    from ganaug.kws.reference import ensure_reference
+
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
-    kws = tmp_path / "kws_filter.yaml"      # kws.yaml with the filter keys (added to kws.yaml by its owner)
-    text = (packaged_dir() / "kws.yaml").read_text()
-    if "gan_min_confidence" not in text:
-        text += '\ngan_min_confidence: 0.0\ngan_filter_classifier: ""\n'
-    kws.write_text(text)
+    reference = ensure_reference(mini_sc, ["yes", "no"], device="cpu", progress=False,
+                                 overrides={"number_of_epochs": 1, "channels": 8, "num_blocks": 1})
     out_dir = tmp_path / "abl"
-    filter_dir = out_dir / "cells" / "f1_none_s0" / "classifier"      # the none arm's classifier, trained first
     out = run_ablation("ablation_quick", {
         "data_folder": str(mini_sc), "output_folder": str(out_dir), "speaker_fractions": [1.0], "seeds": [0],
-        "augmentations": ["none", "gan_filtered"], "tstr": False, "kws_hparams": str(kws),
+        "augmentations": ["none", "gan_filtered"], "tstr": False,
         "generator_options": {"ema": {"ema_decay": 0.5}}, "filter_min_confidence": 0.6,
-        "kws_overrides": {"channels": 8, "num_blocks": 1, "gan_filter_classifier": str(filter_dir)}}, progress=False)
+        "kws_overrides": {"channels": 8, "num_blocks": 1}}, progress=False)
     assert [(r["augmentation"], r["generator_option"]) for r in out["rows"]] == [("none", ""), ("gan_filtered", "ema")]
     gan = json.loads((out_dir / "gans" / "f1" / "conditional_ema" / "config.json").read_text())
     assert gan["ema"] is True and gan["training"]["ema_decay"] == 0.5
     resolved = (out_dir / "cells" / "f1_gan_filtered_ema_s0" / "hparams.yaml").read_text()
     assert "gan_min_confidence: 0.6" in resolved
+    assert re.search(rf"gan_filter_classifier:\s+{re.escape(str(reference))}\s", resolved)
     assert "generator option" in out["table"] and "| ema |" in out["table"]
     assert "posterior >= 0.6" in out["generators"]["gan_filtered [ema]"]
 
