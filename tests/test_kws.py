@@ -174,8 +174,16 @@ def test_killed_kws_run_resumes_from_its_newest_epoch_and_ends_as_an_uninterrupt
         _run(mini_sc, tmp_path / "killed", cache, **settings)
     assert not (tmp_path / "killed" / "results.json").exists() and (tmp_path / "killed" / "save").is_dir()
     monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
+    # a kill while epoch 3 was being saved: SpeechBrain writes the meta first, then the files
+    newest = max((tmp_path / "killed" / "save").glob("CKPT+*"))
+    cut = newest.with_name(newest.name + "-cut")
+    shutil.copytree(newest, cut)
+    meta = (cut / "CKPT.yaml").read_text()
+    (cut / "CKPT.yaml").write_text(meta.replace("epoch: 2", "epoch: 3").replace("unixtime: ", "unixtime: 1"))
+    (cut / "model.ckpt").write_bytes((cut / "model.ckpt").read_bytes()[:200])
     capsys.readouterr()
-    resumed = _run(mini_sc, tmp_path / "killed", cache, **settings)
+    with pytest.warns(UserWarning, match=r"CKPT\+.*-cut: an incomplete checkpoint .* set aside as damaged\+"):
+        resumed = _run(mini_sc, tmp_path / "killed", cache, **settings)
     assert "kws: resumed after epoch 2 from" in capsys.readouterr().out
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["history"] == whole["history"] and resumed["test_acc"] == whole["test_acc"]

@@ -25,6 +25,8 @@ import json
 import math
 import random
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -150,6 +152,38 @@ def _run_state_class():
     return RunState
 
 
+def _intact(ckpt_dir: Path, names) -> bool:
+    """Whether every file of a checkpoint folder reads back whole (SpeechBrain writes the meta first,
+    so a kill while saving leaves a folder that looks like a checkpoint)."""
+    import yaml
+
+    try:
+        if not isinstance(yaml.safe_load((ckpt_dir / "CKPT.yaml").read_text()), dict):
+            return False
+        for name in names:
+            path = ckpt_dir / f"{name}.ckpt"
+            if zipfile.is_zipfile(path):                  # torch.save
+                with zipfile.ZipFile(path) as archive:
+                    if archive.testzip() is not None:
+                        return False
+            elif yaml.safe_load(path.read_text()) is None:  # JSON / YAML / a number
+                return False
+    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError, zipfile.BadZipFile):
+        return False
+    return True
+
+
+def _set_aside_damaged(checkpointer) -> None:
+    """Rename a checkpoint a kill cut short to ``damaged+...`` with a warning naming it, so that the
+    newest intact one is resumed."""
+    for path in sorted(Path(checkpointer.checkpoints_dir).glob("CKPT+*")):
+        if path.is_dir() and not _intact(path, checkpointer.recoverables):
+            aside = path.with_name("damaged+" + path.name.split("+", 1)[1])
+            path.rename(aside)
+            warnings.warn(f"{path}: an incomplete checkpoint (the run was stopped while saving it), set aside as "
+                          f"{aside.name}; resuming from the checkpoint before it", stacklevel=3)
+
+
 def _check_resumable(checkpointer, signature: str, ckpt_dir) -> None:
     for ckpt in checkpointer.list_checkpoints():
         if ckpt.meta.get("signature") != signature:
@@ -251,7 +285,6 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tmp)
         checkpointer = Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter,
                                                             "run_state": _run_state_class()(train_loader, history)})
-        _check_resumable(checkpointer, signature, ckpt_dir)
         brain = _brain_class()(
             modules={"model": model},
             opt_class=make_optimizer(hp),
@@ -259,6 +292,8 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
             run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0},
             checkpointer=checkpointer,
         )
+        _set_aside_damaged(checkpointer)      # the Brain has added its own recoverables (optimizer, step)
+        _check_resumable(checkpointer, signature, ckpt_dir)
         brain.history, brain.train_loss, brain.bar = history, float("nan"), bar
         brain.on_fit_start = _resuming(brain, bar, desc)
         brain.fit(counter, train_loader, tensor_loader(*data.valid, batch_size))
