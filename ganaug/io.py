@@ -212,12 +212,13 @@ def atomic_write_json(path: str | Path, obj) -> None:
 
 # -- locks -------------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def lock(folder: str | Path, fix: str = "wait for it to finish or choose another --output_folder"):
+def lock(folder: str | Path, fix: str = "wait for it to finish or choose another --output_folder", wait: bool = False):
     """Hold an exclusive lock on ``folder`` (``flock`` on ``<folder>/.ganaug.lock``) while the block runs.
 
     The lock dies with the process (a crash or SIGKILL releases it); the file stays. A folder
     held by another process raises ``FolderLocked`` naming the folder and the holder (pid and
-    command); a folder that cannot be written raises ``WriteError`` (read-only).
+    command), or with ``wait=True`` is waited for; a folder that cannot be written raises
+    ``WriteError`` (read-only).
     """
     folder = Path(folder)
     path = folder / LOCK_FILE
@@ -228,7 +229,7 @@ def lock(folder: str | Path, fix: str = "wait for it to finish or choose another
         raise write_error(err, folder) from err
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             raise FolderLocked(errno.EBUSY, f"{folder} is in use by {holder}: {fix}") from None

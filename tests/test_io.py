@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,16 @@ def test_lock_refuses_a_second_process_names_the_holder_and_dies_with_it(tmp_pat
         holder.wait()
     with lock(folder) as path:
         assert f"pid {os.getpid()}" in path.read_text()
+
+
+def test_lock_with_wait_blocks_until_the_holder_is_gone(tmp_path):
+    folder = tmp_path / "reference.training"
+    holder = spawn(HOLDER, folder)
+    wait_ready(holder)
+    threading.Timer(1.0, holder.send_signal, (signal.SIGKILL,)).start()
+    with lock(folder, wait=True) as path:                 # no FolderLocked: it waits for the holder to die
+        assert holder.poll() is not None and f"pid {os.getpid()}" in path.read_text()
+    holder.wait()
 
 
 # -- a real small file system: full, read-only -------------------------------------------------------------

@@ -158,10 +158,11 @@ def test_unknown_generator_labels_are_an_error_before_training_or_kept(mini_sc, 
 
 
 def test_killed_kws_run_resumes_from_its_newest_epoch_and_ends_as_an_uninterrupted_one(mini_sc, tmp_path, cache,
-                                                                                       monkeypatch, capsys):
+                                                                                       cond_ckpt, monkeypatch, capsys):
     from speechbrain.utils.checkpoints import Checkpointer
 
-    settings = {"number_of_epochs": 3, "classic_augment": True, "noise_folder": "", "progress": True}
+    settings = {"number_of_epochs": 3, "classic_augment": True, "noise_folder": "", "progress": True,
+                "gan_ckpt": str(cond_ckpt), "gan_p": 0.5}
     whole = _run(mini_sc, tmp_path / "whole", cache, **settings)
     save = Checkpointer.save_and_keep_only
 
@@ -180,13 +181,14 @@ def test_killed_kws_run_resumes_from_its_newest_epoch_and_ends_as_an_uninterrupt
     shutil.copytree(newest, cut)
     meta = (cut / "CKPT.yaml").read_text()
     (cut / "CKPT.yaml").write_text(meta.replace("epoch: 2", "epoch: 3").replace("unixtime: ", "unixtime: 1"))
-    (cut / "model.ckpt").write_bytes((cut / "model.ckpt").read_bytes()[:200])
+    (cut / "optimizer.ckpt").write_bytes((cut / "optimizer.ckpt").read_bytes()[:200])    # the last file written
     capsys.readouterr()
     with pytest.warns(UserWarning, match=r"CKPT\+.*-cut: an incomplete checkpoint .* set aside as damaged\+"):
         resumed = _run(mini_sc, tmp_path / "killed", cache, **settings)
     assert "kws: resumed after epoch 2 from" in capsys.readouterr().out
     assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
     assert resumed["history"] == whole["history"] and resumed["test_acc"] == whole["test_acc"]
+    assert resumed["synthetic_rows"] == whole["synthetic_rows"] > 0           # counted over all 3 epochs
     a, b = load_classifier(tmp_path / "whole" / "classifier"), load_classifier(tmp_path / "killed" / "classifier")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name

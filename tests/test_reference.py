@@ -73,8 +73,18 @@ def test_reference_killed_while_training_resumes_from_its_newest_epoch(mini_sc, 
     folder = ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "ref", device="cpu", progress=False,
                               overrides=TINY)
     assert "reference classifier: resumed after epoch 1" in capsys.readouterr().out
-    assert json.loads((folder / "config.json").read_text())["best_epoch"] in (1, 2)
     assert not (tmp_path / "ref.training").exists()
+    # killed again, then asked for with another recipe: its checkpoints are a cache, so it starts over
+    monkeypatch.setattr(Checkpointer, "save_and_keep_only", killed_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "other", device="cpu", progress=False,
+                         overrides=TINY)
+    monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
+    capsys.readouterr()
+    ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "other", device="cpu", progress=False,
+                     overrides={**TINY, "seed": 1})
+    assert "resumed" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "other" / "config.json").read_text())["recipe"]["seed"] == 1
 
 
 def test_ensure_reference_for_reads_the_generator_config(mini_sc, tmp_path, monkeypatch):

@@ -39,9 +39,10 @@ from ganaug.models.classifier import KWSClassifier
 __all__ = ["build_model", "set_epoch_lr", "accuracy_report", "AugmentPipeline", "train_classifier", "tensor_loader"]
 
 BEST_KEY = "valid_acc"
-# hparams that do not change what a run computes (where it writes, how it shows progress, CPU threads)
+# hparams left out of a run's signature: where it writes, how it shows progress, CPU threads, and the
+# paths whose contents are signed instead (the data's, the noise clips', the generator's, the filter's)
 UNSIGNED_KEYS = ("output_folder", "device", "num_threads", "progress", "cache_dir", "data_folder", "noise_folder",
-                 "eval_folder")
+                 "eval_folder", "gan_ckpt", "gan_filter_classifier")
 
 
 def best_epoch_key(ckpt) -> tuple:
@@ -102,7 +103,8 @@ class AugmentPipeline:
 
 def run_signature(hp: dict, data, extra: str = "") -> str:
     """What a checkpoint must agree on to be resumed: the scalar hparams but :data:`UNSIGNED_KEYS`,
-    the labels, the training data's fingerprint and ``extra`` (the generator's fingerprint)."""
+    the labels, the training data's fingerprint and ``extra`` (the contents of the noise clips,
+    generator and filter, :func:`ganaug.kws.recipe.inputs_fingerprint`)."""
     keys = {k: v for k, v in sorted(hp.items()) if k not in UNSIGNED_KEYS and isinstance(v, (bool, int, float, str, list))}
     keys["_labels"], keys["_train"] = list(data.label_names), str(data.info.get("train_fingerprint", ""))
     keys["_extra"] = extra
@@ -117,8 +119,8 @@ def _run_state_class():
         """What an epoch checkpoint adds to the model and optimizer: the history and every RNG the
         next epoch draws from (JSON, no pickle)."""
 
-        def __init__(self, loader, history: list):
-            self.loader, self.history = loader, history
+        def __init__(self, loader, history: list, augment):
+            self.loader, self.history, self.augment = loader, history, augment
 
         @mark_as_saver
         def _save(self, path):
@@ -126,7 +128,8 @@ def _run_state_class():
 
             np_state = np.random.get_state()
             state = {"history": self.history, "torch": torch.get_rng_state().tolist(),
-                     "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+                     "synthetic_rows": getattr(self.augment, "synthetic_rows", 0),
+                     "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_initialized() else [],
                      "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
                      "numpy": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
                      "loader": self.loader.generator.get_state().tolist() if self.loader.generator is not None else None}
@@ -139,9 +142,12 @@ def _run_state_class():
             del end_of_epoch
             state = json.loads(Path(path).read_text())
             self.history[:] = state["history"]
+            if hasattr(self.augment, "synthetic_rows"):
+                self.augment.synthetic_rows = int(state.get("synthetic_rows", 0))
             torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
             if state["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+                for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+                    torch.cuda.set_rng_state(torch.tensor(cuda_state, dtype=torch.uint8), device)
             version, internal, gauss = state["python"]
             random.setstate((version, tuple(internal), gauss))
             name, keys, pos, has_gauss, cached = state["numpy"]
@@ -184,10 +190,14 @@ def _set_aside_damaged(checkpointer) -> None:
                           f"{aside.name}; resuming from the checkpoint before it", stacklevel=3)
 
 
+class OtherRunCheckpoints(ValueError):
+    """The checkpoint folder holds epochs of a classifier trained with other settings."""
+
+
 def _check_resumable(checkpointer, signature: str, ckpt_dir) -> None:
     for ckpt in checkpointer.list_checkpoints():
         if ckpt.meta.get("signature") != signature:
-            raise ValueError(f"{ckpt_dir}: holds the checkpoints of a classifier trained with other settings "
+            raise OtherRunCheckpoints(f"{ckpt_dir}: holds the checkpoints of a classifier trained with other settings "
                              f"(model, recipe or data); rerun with the settings of that run to resume it, or "
                              f"use a new output folder (or delete {ckpt_dir})")
 
@@ -211,6 +221,13 @@ def _brain_class():
                 self.preds.append(logits.argmax(dim=1).cpu())
                 self.targets.append(labels.cpu())
             return F.cross_entropy(logits, labels)
+
+        def init_optimizers(self):
+            """SpeechBrain's, then the checks of what it is about to resume from: the optimizer is
+            one of the recoverables from now on, and its file is the last one a save writes."""
+            super().init_optimizers()
+            _set_aside_damaged(self.checkpointer)
+            _check_resumable(self.checkpointer, self.hparams.signature, self.checkpointer.checkpoints_dir)
 
         def on_evaluate_start(self, max_key=None, min_key=None):
             self.checkpointer.recover_if_possible(importance_key=best_epoch_key)   # the best epoch
@@ -284,7 +301,8 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
             tqdm(total=epochs, desc=desc, unit="epoch", disable=not progress) as bar:
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tmp)
         checkpointer = Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter,
-                                                            "run_state": _run_state_class()(train_loader, history)})
+                                                            "run_state": _run_state_class()(train_loader, history,
+                                                                                            augment)})
         brain = _brain_class()(
             modules={"model": model},
             opt_class=make_optimizer(hp),
@@ -292,8 +310,6 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
             run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0},
             checkpointer=checkpointer,
         )
-        _set_aside_damaged(checkpointer)      # the Brain has added its own recoverables (optimizer, step)
-        _check_resumable(checkpointer, signature, ckpt_dir)
         brain.history, brain.train_loss, brain.bar = history, float("nan"), bar
         brain.on_fit_start = _resuming(brain, bar, desc)
         brain.fit(counter, train_loader, tensor_loader(*data.valid, batch_size))

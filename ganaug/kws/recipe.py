@@ -20,7 +20,7 @@ import torch
 
 from ganaug.config import HparamsError, load_hparams
 
-__all__ = ["main", "run_kws", "check_hparams", "RESULTS_FILE"]
+__all__ = ["main", "run_kws", "check_hparams", "inputs_fingerprint", "RESULTS_FILE"]
 
 RESULTS_FILE = "results.json"
 CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append"),
@@ -74,14 +74,27 @@ def _classic_augmenter(hp: dict, output_folder: Path):
     return hp["classic_augmenter"]
 
 
-def _generator_fingerprint(hp: dict) -> str:
-    """The generator's weights and config, when a GAN feeds the run (a retrained generator in the
-    same folder makes the epoch checkpoints another run's)."""
-    if not hp["gan_ckpt"]:
-        return ""
-    from ganaug.augment.source import GeneratorSource
+def inputs_fingerprint(hp: dict) -> str:
+    """The contents of what a run reads besides its data and hparams: the background-noise clips
+    (names and sizes), the generator's weights and the filter classifier's weights, so that a
+    checkpoint of a run fed other files is not resumed (paths may move; contents may not change)."""
+    from ganaug.io import file_sha256
 
-    return GeneratorSource(hp["gan_ckpt"]).fingerprint()
+    parts = []
+    noise = Path(str(hp["noise_folder"] or ""))
+    if hp["classic_augment"] and str(hp["noise_folder"] or "") and noise.is_dir():
+        parts += [f"{p.relative_to(noise)}:{p.stat().st_size}" for p in sorted(noise.rglob("*")) if p.is_file()]
+    ckpt = str(hp["gan_ckpt"] or "")
+    if ckpt and Path(ckpt).is_dir():                 # a missing folder is reported by make_gan_augment
+        from ganaug.augment.source import GeneratorSource
+        from ganaug.checkpoint import WEIGHTS_FILE
+
+        parts += [f"{label}:{file_sha256(path / WEIGHTS_FILE)}"
+                  for label, (path, _) in GeneratorSource(ckpt).entries.items()]
+    filter_dir = Path(str(hp["gan_filter_classifier"] or ""))
+    if ckpt and float(hp["gan_min_confidence"] or 0) > 0 and (filter_dir / "classifier.safetensors").is_file():
+        parts.append(f"filter:{file_sha256(filter_dir / 'classifier.safetensors')}")
+    return "|".join(parts)
 
 
 def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = "kws") -> tuple[dict, object]:
@@ -105,7 +118,7 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
                                        filter_classifier=hp["gan_filter_classifier"] or None)
     classic = _classic_augmenter(hp, output_folder)
     gan_on = bool(hp["gan_ckpt"]) and hp["train_source"] == "real"
-    save = {"checkpoint_dir": output_folder / "save", "signature_extra": _generator_fingerprint(hp)}
+    save = {"checkpoint_dir": output_folder / "save", "signature_extra": inputs_fingerprint(hp)}
     _seed_everything(int(hp["seed"]))
     if hp["trainer"] == "speechbrain":
         gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None

@@ -62,6 +62,8 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
     training resumes from its newest epoch when called again.
     """
     from ganaug.config import HparamsError, load_hparams
+    from ganaug.io import lock
+    from ganaug.kws.brain import OtherRunCheckpoints
     from ganaug.kws.recipe import check_hparams, train_kws
     from ganaug.models.classifier import REFERENCE_VERSION, is_classifier, save_classifier
 
@@ -75,32 +77,40 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
                                   sample_rate=sample_rate, num_samples=num_samples)
     folder = Path(folder)
     if is_classifier(folder):
+        shutil.rmtree(folder.with_name(folder.name + ".training"), ignore_errors=True)   # left by a kill after saving
         return folder
     if folder.is_dir() and any(folder.iterdir()):
         raise ValueError(f"classifier folder {folder}: exists but holds no classifier (classifier.safetensors + "
                          f"config.json); give an empty or new folder to train the reference classifier there")
     recipe = {**REFERENCE_OVERRIDES, **(overrides or {})}
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    print(f"training the reference classifier of {label_names} on the TRAIN split of {data_folder} -> {folder}",
-          flush=True)
     work = folder.with_name(folder.name + ".training")   # its epoch checkpoints: a killed run resumes from them
-    try:
-        hp, _ = load_hparams("kws", {**recipe, "data_folder": str(data_folder), "output_folder": str(work),
-                                     "labels": label_names, "speaker_fraction": float(speaker_fraction),
-                                     "data_seed": int(data_seed), "sample_rate": int(sample_rate),
-                                     "num_samples": int(num_samples), "device": device})
-        check_hparams(hp)
-        results, model = train_kws(hp, work, progress=progress, desc="reference classifier")
-    except HparamsError as err:
-        raise ValueError(f"reference classifier: {err}") from err
-    save_classifier(folder, model, role="reference_classifier", reference_version=REFERENCE_VERSION,
-                    recipe=recipe, test_acc=results["test_acc"], valid_acc=results["valid_acc"],
-                    best_epoch=results["best_epoch"], per_label_acc=results["per_label_acc"],
-                    num_train=results["num_train"], num_test=results["num_test"],
-                    train_speakers=results["train_speakers"], test_speakers=results["test_speakers"],
-                    data=str(data_folder.resolve()), data_fingerprint=results["train_fingerprint"],
-                    speaker_fraction=float(speaker_fraction), data_seed=int(data_seed))
-    shutil.rmtree(work, ignore_errors=True)
+    with lock(work, wait=True):          # one process trains it; the others wait, then find it
+        if is_classifier(folder):
+            return folder
+        print(f"training the reference classifier of {label_names} on the TRAIN split of {data_folder} -> {folder}",
+              flush=True)
+        try:
+            hp, _ = load_hparams("kws", {**recipe, "data_folder": str(data_folder), "output_folder": str(work),
+                                         "labels": label_names, "speaker_fraction": float(speaker_fraction),
+                                         "data_seed": int(data_seed), "sample_rate": int(sample_rate),
+                                         "num_samples": int(num_samples), "device": device})
+            check_hparams(hp)
+            try:
+                results, model = train_kws(hp, work, progress=progress, desc="reference classifier")
+            except OtherRunCheckpoints:      # a killed run of another recipe: this folder is a cache, start over
+                shutil.rmtree(work / "save")
+                results, model = train_kws(hp, work, progress=progress, desc="reference classifier")
+        except HparamsError as err:
+            raise ValueError(f"reference classifier: {err}") from err
+        save_classifier(folder, model, role="reference_classifier", reference_version=REFERENCE_VERSION,
+                        recipe=recipe, test_acc=results["test_acc"], valid_acc=results["valid_acc"],
+                        best_epoch=results["best_epoch"], per_label_acc=results["per_label_acc"],
+                        num_train=results["num_train"], num_test=results["num_test"],
+                        train_speakers=results["train_speakers"], test_speakers=results["test_speakers"],
+                        data=str(data_folder.resolve()), data_fingerprint=results["train_fingerprint"],
+                        speaker_fraction=float(speaker_fraction), data_seed=int(data_seed))
+        shutil.rmtree(work, ignore_errors=True)
     print(f"reference classifier: test accuracy {results['test_acc']:.4f} on {results['num_test']} clips of "
           f"{results['test_speakers']} unseen speakers -> {folder}", flush=True)
     return folder
