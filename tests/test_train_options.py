@@ -133,6 +133,37 @@ def test_aux_frozen_defaults_to_the_reference_classifier_of_the_data(small, mini
     assert "G/aux" in stats(tmp_path / "b")[0]
 
 
+def test_a_classifier_the_generator_was_trained_to_please_is_flagged_as_its_judge(small, mini_sc, frozen_classifier,
+                                                                                   tmp_path, monkeypatch):
+    """aux: frozen optimises G's clips for one classifier; that classifier as filter or scorer says how well G fooled
+    it, not whether the clips say their label. The default filter and scorer are that very classifier."""
+    from ganaug.augment.filter import not_independent, trained_against
+    from ganaug.augment.source import GeneratorSource, with_filter
+    from ganaug.data import KeywordDataset
+    from ganaug.metrics.evaluate import evaluate_generator, format_table
+    from ganaug.models.classifier import reference_dir
+
+    monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
+    reference = reference_dir(KeywordDataset(mini_sc, labels=["yes", "no"], split="train").fingerprint(), ["yes", "no"])
+    torch.manual_seed(0)
+    save_classifier(reference, KWSClassifier(["yes", "no"]))
+    other = save_classifier(tmp_path / "other", KWSClassifier(["yes", "no"]))
+    run = tmp_path / "run"
+    assert cli(["train", COND, *small, "--max_steps=1", "--aux_weight=1", "--aux=frozen", f"--output_folder={run}"]) == 0
+    source = GeneratorSource(run)
+    assert trained_against(next(iter(source.configs.values()))) == reference.resolve()
+    with pytest.warns(UserWarning, match=r"was trained to please it \(aux: frozen\)"):
+        with_filter(source, 0.5)                                      # the default filter: the reference classifier
+    assert not not_independent(source.configs, other) and not not_independent(source.configs, frozen_classifier)
+    with pytest.warns(UserWarning, match="label accuracy, IS and FID are not independent"):
+        result = evaluate_generator(run, mini_sc, classifier=reference, num_clips=8, metrics=("label_acc",),
+                                    device="cpu", progress=False, min_confidence=0.5, filter_classifier=reference)
+    assert result["classifier"]["trained_against"] and result["filter"]["trained_against"]
+    assert "**Not independent:**" in format_table(result) and "acceptance is no evidence" in format_table(result)
+    assert "trained_against" not in evaluate_generator(run, mini_sc, classifier=other, num_clips=8, metrics=("label_acc",),
+                                                       device="cpu", progress=False)["classifier"]
+
+
 def test_aux_needs_a_conditional_run(small, tmp_path, capsys):
     assert cli(["train", "wavegan", *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1",
                 "--aux_weight=1"]) == 2

@@ -20,7 +20,7 @@ import torch
 from ganaug.audio import resample
 from ganaug.models.classifier import CLASSIFIER_WEIGHTS, KWSClassifier, is_classifier, load_classifier, reference_dir
 
-__all__ = ["LabelFilter", "default_filter_dir", "check_min_confidence", "filter_config"]
+__all__ = ["trained_against", "not_independent", "LabelFilter", "default_filter_dir", "check_min_confidence", "filter_config"]
 
 
 def check_min_confidence(min_confidence) -> float | None:
@@ -54,6 +54,29 @@ def default_filter_dir(config: dict) -> Path:
         raise ValueError("the generator's config.json has no data_fingerprint/label_names (made by an older ganaug or "
                          "not by `ganaug train`): pass filter_classifier=DIR (a classifier folder written by `ganaug kws`)")
     return reference_dir(str(fingerprint).split("/")[0], list(names), int(config.get("sample_rate", 16000)))
+
+
+def trained_against(config: dict) -> Path | None:
+    """The classifier a generator was trained to please (``aux: frozen``, ``aux_weight`` > 0), or None.
+
+    Its posteriors on that generator's clips are no evidence that they say their label: the clips
+    were optimised to raise them (adversarially, as far as the classifier lets itself be fooled).
+    ``aux_classifier`` "" meant the reference classifier of the TRAIN split, the default filter.
+    """
+    training = config.get("training") or {}
+    if training.get("aux") != "frozen" or not float(training.get("aux_weight") or 0):
+        return None
+    try:
+        return Path(training.get("aux_classifier") or default_filter_dir(config)).resolve()
+    except ValueError:
+        return None
+
+
+def not_independent(configs, folder) -> list[str]:
+    """The configs' checkpoints (``ckpt`` names) among ``configs`` ({ckpt: config}) trained to please
+    the classifier in ``folder``."""
+    folder = Path(folder).resolve()
+    return [str(ckpt) for ckpt, config in configs.items() if trained_against(config) == folder]
 
 
 class LabelFilter:

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from ganaug.audio import fit_length, resample
-from ganaug.augment.filter import LabelFilter, check_min_confidence, default_filter_dir, filter_config
+from ganaug.augment.filter import (LabelFilter, check_min_confidence, default_filter_dir, filter_config,
+                                   not_independent)
 from ganaug.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, find_checkpoints, load_generator,
                                read_config)
 from ganaug.functional import sample_latents
@@ -232,6 +233,11 @@ class FilteredSource:
         self.label_names = list(source.label_names)
         self.sample_rate, self.num_samples = source.sample_rate, source.num_samples
         label_filter.check_labels(self.label_names)
+        pleased = not_independent(getattr(source, "configs", {}), label_filter.path) if label_filter.path else []
+        if pleased:
+            warnings.warn(f"filter_classifier {label_filter.path}: generator {pleased[0]} was trained to please it "
+                          f"(aux: frozen), so it accepts clips made to fool it; filter with a classifier trained another "
+                          f"way (e.g. `ganaug kws` with another seed or recipe)", UserWarning, stacklevel=2)
         self.tried: dict[str, int] = {}
         self.accepted: dict[str, int] = {}
         self._warned: set[str] = set()

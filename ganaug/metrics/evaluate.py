@@ -26,10 +26,12 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
+from ganaug.augment.filter import not_independent
 from ganaug.io import atomic_write, atomic_write_json
 from ganaug.metrics.classifier import load_reference, real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
@@ -205,6 +207,12 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                        "test_acc": clf_config.get("test_acc"), "valid_acc": clf_config.get("valid_acc"),
                        "num_train": clf_config.get("num_train")},
     }
+    if not_independent(source.configs, clf_dir):
+        # aux: frozen with this classifier: its label accuracy and IS measure how well G fooled it
+        result["classifier"]["trained_against"] = True
+        warnings.warn(f"classifier {clf_dir}: the generator {ckpt} was trained to please it (aux: frozen), so its "
+                      f"label accuracy, IS and FID are not independent; give --classifier DIR, a classifier trained "
+                      f"another way (e.g. `ganaug kws` with another seed or recipe)", UserWarning, stacklevel=2)
     if filtering:
         label_filter = _label_filter(source, filter_classifier, labels, sample_rate, float(min_confidence), device,
                                      progress)
@@ -213,6 +221,8 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
         result.update(_filtered(accepted, correct, names, labels))
         result["filter"] = {"folder": str(label_filter.path.resolve()), "min_confidence": float(min_confidence),
                             "label_names": label_filter.label_names}
+        if not_independent(source.configs, label_filter.path):
+            result["filter"]["trained_against"] = True      # the generator was trained to please the filter
         if result["filter"]["folder"] == result["classifier"]["folder"]:
             # --data is the generator's own training data: one classifier scores and filters, so every kept
             # clip is scored right. Say so where the number is, so nobody reports it as a result.
@@ -242,6 +252,9 @@ def _fmt(values: dict, key: str) -> str:
 def format_table(result: dict) -> str:
     """Markdown: a table metric | generated | real (test speakers) | how to read it, then notes."""
     lines = ["| metric | generated | real (test speakers) | reading |", "|---|---|---|---|"]
+    if result["classifier"].get("trained_against"):
+        lines = ["**Not independent:** the generator was trained to please this classifier (`aux: frozen`); "
+                 "its label accuracy, IS and FID say how well it fooled it.", "", *lines]
     for key, name, reading in ROWS:
         if key in result["generated"] or key in result["real"]:
             lines.append(f"| {_md(name)} | {_md(_fmt(result['generated'], key))} | {_md(_fmt(result['real'], key))} "
@@ -251,6 +264,8 @@ def format_table(result: dict) -> str:
         reading = ("not independent: the filter IS the scorer, it keeps what the scorer hears right "
                    "(give --data of other speakers, or --classifier)"
                    if result["filter"].get("same_as_scorer") else "the scorer on the clips the filter kept")
+        if result["filter"].get("trained_against"):
+            reading += "; the generator was trained to please the filter (aux: frozen), so its acceptance is no evidence"
         lines.append(f"| label accuracy, filtered | {'-' if value is None else f'{value:.3f}'} | - | {_md(reading)} |")
     per_label = result["generated"].get("label_acc_per_label")
     if per_label:
