@@ -148,8 +148,8 @@ def test_lock_with_wait_blocks_until_the_holder_is_gone(tmp_path):
     wait_ready(holder)
     threading.Timer(1.0, holder.send_signal, (signal.SIGKILL,)).start()
     with lock(folder, wait=True) as path:                 # no FolderLocked: it waits for the holder to die
-        assert holder.poll() is not None and f"pid {os.getpid()}" in path.read_text()
-    holder.wait()
+        assert f"pid {os.getpid()}" in path.read_text()
+        assert holder.wait(timeout=60) == -signal.SIGKILL     # the lock came free only when the kill did it
 
 
 # -- a real small file system: full, read-only -------------------------------------------------------------
