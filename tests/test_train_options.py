@@ -178,3 +178,4 @@ def test_fast_preset_trains_on_cpu(small, tmp_path):
     rows = stats(out)
     assert {"D/wgan", "D/aux", "G/aux", "aug/p"} <= set().union(*rows)
     assert "G_ema.dense.weight" in state(out, 2)
+    assert any(k.startswith("D_aux.") for k in state(out, 2))          # the AC-GAN head, not the projection term
