@@ -126,11 +126,11 @@ def _run_state_class():
         def _save(self, path):
             import numpy as np
 
-            np_state = np.random.get_state()
+            np_state, (version, internal, gauss) = np.random.get_state(), random.getstate()
             state = {"history": self.history, "torch": torch.get_rng_state().tolist(),
                      "synthetic_rows": getattr(self.augment, "synthetic_rows", 0),
                      "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_initialized() else [],
-                     "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+                     "python": [version, list(internal), gauss],
                      "numpy": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
                      "loader": self.loader.generator.get_state().tolist() if self.loader.generator is not None else None}
             Path(path).write_text(json.dumps(state))
@@ -194,7 +194,8 @@ class OtherRunCheckpoints(ValueError):
     """The checkpoint folder holds epochs of a classifier trained with other settings."""
 
 
-def _check_resumable(checkpointer, signature: str, ckpt_dir) -> None:
+def _check_resumable(checkpointer, signature: str) -> None:
+    ckpt_dir = checkpointer.checkpoints_dir
     for ckpt in checkpointer.list_checkpoints():
         if ckpt.meta.get("signature") != signature:
             raise OtherRunCheckpoints(f"{ckpt_dir}: holds the checkpoints of a classifier trained with other settings "
@@ -227,7 +228,15 @@ def _brain_class():
             one of the recoverables from now on, and its file is the last one a save writes."""
             super().init_optimizers()
             _set_aside_damaged(self.checkpointer)
-            _check_resumable(self.checkpointer, self.hparams.signature, self.checkpointer.checkpoints_dir)
+            _check_resumable(self.checkpointer, self.hparams.signature)
+
+        def on_fit_start(self):
+            """SpeechBrain's (which recovers the newest checkpoint), then the bar moved to its epoch."""
+            super().on_fit_start()
+            if self.history:
+                self.bar.update(len(self.history))
+                self.bar.write(f"{self.hparams.desc}: resumed after epoch {self.history[-1]['epoch']} from "
+                               f"{self.checkpointer.checkpoints_dir}")
 
         def on_evaluate_start(self, max_key=None, min_key=None):
             self.checkpointer.recover_if_possible(importance_key=best_epoch_key)   # the best epoch
@@ -255,18 +264,6 @@ def _brain_class():
     return KWSBrain
 
 
-def _resuming(brain, bar, desc: str):
-    """Brain.on_fit_start (which recovers the newest checkpoint), then the bar moved to its epoch."""
-    start = brain.on_fit_start
-
-    def on_fit_start():
-        start()
-        if brain.history:
-            bar.update(len(brain.history))
-            bar.write(f"{desc}: resumed after epoch {brain.history[-1]['epoch']} from {brain.checkpointer.checkpoints_dir}")
-    return on_fit_start
-
-
 def tensor_loader(wavs, labels, batch_size, shuffle=False, seed=0) -> DataLoader:
     gen = torch.Generator().manual_seed(int(seed))
     return DataLoader(TensorDataset(wavs, labels), batch_size=batch_size, shuffle=shuffle, generator=gen)
@@ -284,7 +281,8 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
         progress: show the per-epoch bar (loss, validation accuracy).
         checkpoint_dir: keep the epoch checkpoints there and resume from the newest one found
             (default: a temporary folder, removed at the end).
-        signature_extra: more of what a checkpoint must agree on to be resumed (the GAN's fingerprint).
+        signature_extra: more of what a checkpoint must agree on to be resumed (the contents of the
+            noise clips, generator and filter: :func:`ganaug.kws.recipe.inputs_fingerprint`).
     Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
     """
     from speechbrain.utils.checkpoints import Checkpointer
@@ -306,12 +304,12 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
         brain = _brain_class()(
             modules={"model": model},
             opt_class=make_optimizer(hp),
-            hparams={"augment": augment, "label_names": data.label_names, "config": hp, "signature": signature},
+            hparams={"augment": augment, "label_names": data.label_names, "config": hp, "signature": signature,
+                     "desc": desc},
             run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0},
             checkpointer=checkpointer,
         )
         brain.history, brain.train_loss, brain.bar = history, float("nan"), bar
-        brain.on_fit_start = _resuming(brain, bar, desc)
         brain.fit(counter, train_loader, tensor_loader(*data.valid, batch_size))
         history = list(history)                  # recovering the best epoch below rewinds the live list
         best = brain.checkpointer.find_checkpoint(importance_key=best_epoch_key)

@@ -76,15 +76,15 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
         folder = reference_folder(data_folder, label_names, speaker_fraction=speaker_fraction, data_seed=data_seed,
                                   sample_rate=sample_rate, num_samples=num_samples)
     folder = Path(folder)
+    work = folder.with_name(folder.name + ".training")   # its epoch checkpoints: a killed run resumes from them
     if is_classifier(folder):
-        shutil.rmtree(folder.with_name(folder.name + ".training"), ignore_errors=True)   # left by a kill after saving
+        shutil.rmtree(work, ignore_errors=True)          # left by a kill after saving
         return folder
     if folder.is_dir() and any(folder.iterdir()):
         raise ValueError(f"classifier folder {folder}: exists but holds no classifier (classifier.safetensors + "
                          f"config.json); give an empty or new folder to train the reference classifier there")
     recipe = {**REFERENCE_OVERRIDES, **(overrides or {})}
     device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    work = folder.with_name(folder.name + ".training")   # its epoch checkpoints: a killed run resumes from them
     with lock(work, wait=True):          # one process trains it; the others wait, then find it
         if is_classifier(folder):
             return folder
