@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -101,6 +102,23 @@ def mini_sc(tmp_path_factory, sc_root) -> Path:
         data, rate = sf.read(f)
         sf.write(root / "_silence_" / f.name, data, rate)
     return root
+
+
+@contextlib.contextmanager
+def killed_after_epoch(epoch: int):
+    """While the block runs, a classifier run dies (KeyboardInterrupt) right after SpeechBrain has
+    saved the checkpoint of ``epoch``: a kill between two epochs."""
+    from speechbrain.utils.checkpoints import Checkpointer
+
+    save = Checkpointer.save_and_keep_only
+
+    def save_then_die(self, meta=None, **kw):
+        save(self, meta=meta, **kw)
+        if meta["epoch"] == epoch:
+            raise KeyboardInterrupt
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Checkpointer, "save_and_keep_only", save_then_die)
+        yield
 
 
 def write_tone(path: Path, sample_rate=16000, seconds=1.0, channels=1, freq=440.0, subtype="PCM_16") -> Path:

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import killed_after_epoch
 
 from ganaug.checkpoint import CheckpointError, save_generator
 from ganaug.config import HparamsError
@@ -158,23 +159,13 @@ def test_unknown_generator_labels_are_an_error_before_training_or_kept(mini_sc, 
 
 
 def test_killed_kws_run_resumes_from_its_newest_epoch_and_ends_as_an_uninterrupted_one(mini_sc, tmp_path, cache,
-                                                                                       cond_ckpt, monkeypatch, capsys):
-    from speechbrain.utils.checkpoints import Checkpointer
-
+                                                                                       cond_ckpt, capsys):
     settings = {"number_of_epochs": 3, "classic_augment": True, "noise_folder": "", "progress": True,
                 "gan_ckpt": str(cond_ckpt), "gan_p": 0.5}
     whole = _run(mini_sc, tmp_path / "whole", cache, **settings)
-    save = Checkpointer.save_and_keep_only
-
-    def killed_after_epoch_2(self, meta=None, **kw):
-        save(self, meta=meta, **kw)
-        if meta["epoch"] == 2:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(Checkpointer, "save_and_keep_only", killed_after_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(2), pytest.raises(KeyboardInterrupt):
         _run(mini_sc, tmp_path / "killed", cache, **settings)
     assert not (tmp_path / "killed" / "results.json").exists() and (tmp_path / "killed" / "save").is_dir()
-    monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
     # a kill while epoch 3 was being saved: SpeechBrain writes the meta first, then the files
     newest = max((tmp_path / "killed" / "save").glob("CKPT+*"))
     cut = newest.with_name(newest.name + "-cut")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import killed_after_epoch
 
 from ganaug.kws.reference import REFERENCE_OVERRIDES, ensure_reference, ensure_reference_for, reference_folder
 from ganaug.models.classifier import REFERENCE_VERSION, load_classifier, reference_dir
@@ -56,30 +57,19 @@ def test_ensure_reference_trains_once_then_reuses(mini_sc, tmp_path, monkeypatch
     assert not folder.with_name(folder.name + ".training").exists()        # its checkpoints go once it is saved
 
 
-def test_reference_killed_while_training_resumes_from_its_newest_epoch(mini_sc, tmp_path, monkeypatch, capsys):
-    from speechbrain.utils.checkpoints import Checkpointer
-
-    save = Checkpointer.save_and_keep_only
-
-    def killed_after_epoch_1(self, meta=None, **kw):
-        save(self, meta=meta, **kw)
-        raise KeyboardInterrupt
-    monkeypatch.setattr(Checkpointer, "save_and_keep_only", killed_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
+def test_reference_killed_while_training_resumes_from_its_newest_epoch(mini_sc, tmp_path, capsys):
+    with killed_after_epoch(1), pytest.raises(KeyboardInterrupt):
         ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "ref", device="cpu", progress=False, overrides=TINY)
     assert not (tmp_path / "ref").exists() and (tmp_path / "ref.training" / "save").is_dir()
-    monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
     capsys.readouterr()
     folder = ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "ref", device="cpu", progress=False,
                               overrides=TINY)
     assert "reference classifier: resumed after epoch 1" in capsys.readouterr().out
     assert not (tmp_path / "ref.training").exists()
     # killed again, then asked for with another recipe: its checkpoints are a cache, so it starts over
-    monkeypatch.setattr(Checkpointer, "save_and_keep_only", killed_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(1), pytest.raises(KeyboardInterrupt):
         ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "other", device="cpu", progress=False,
                          overrides=TINY)
-    monkeypatch.setattr(Checkpointer, "save_and_keep_only", save)
     capsys.readouterr()
     ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path / "other", device="cpu", progress=False,
                      overrides={**TINY, "seed": 1})
