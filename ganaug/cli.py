@@ -125,6 +125,15 @@ def _filter_arguments(p: argparse.ArgumentParser, what: str) -> None:
                         "generator was trained on, trained once when missing)")
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--noise_folder``, the same on every command that may train a classifier."""
+    p.add_argument("--device", type=_device, default="auto",
+                   help="auto (default: cuda when torch sees a GPU, else cpu; said at start), cpu, cuda or cuda:N")
+    p.add_argument("--noise_folder", "--noise-folder", dest="noise_folder", default=None,
+                   help="background noise for a classifier trained here (classic augmentation): default auto = "
+                        "DATA/_background_noise_, else DATA/_silence_, else white noise with a warning; '' = white noise")
+
+
 def _presets_epilog(command: str) -> str:
     from ganaug.config import preset_summaries
 
@@ -158,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "--output_folder", dest="out", required=True, help="output folder")
     p.add_argument("--format", choices=("flac", "wav", "hf"), default="flac")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=64)
-    p.add_argument("--device", type=_device, default=None, help="cpu or cuda (default: cuda when present)")
+    _run_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     _filter_arguments(p, "keep a clip only when")
 
@@ -170,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", default=None, help="reference classifier folder (trained if missing)")
     p.add_argument("--out", "--output_folder", dest="out", default=None, help="folder for metrics.json (default: CKPT/eval)")
     p.add_argument("--num-clips", "--num_clips", dest="num_clips", type=_at_least_two, default=1000, help="generated clips to score")
-    p.add_argument("--device", type=_device, default=None)
+    _run_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     _filter_arguments(p, "also report label accuracy and acceptance of the clips kept when")
 
@@ -199,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--serve", dest="serve_dir", metavar="DIR", default=None, help="serve the test in DIR on 127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--score", dest="score_dir", metavar="DIR", default=None, help="score the answers of the test in DIR")
+    _run_arguments(p)
 
     p = sub.add_parser("demo", help="the main job: train a small conditional generator, evaluate, ablate, report",
                        description="The whole job on two Speech Commands keywords, sized for a 2-core CPU: train a small "
@@ -207,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_folder", "--data", dest="data_folder", type=_folder, default=None,
                    help="Speech Commands folder (default: ../shared/data/speech_commands if present)")
     p.add_argument("--output_folder", "--out", dest="output_folder", default="runs/demo")
-    p.add_argument("--device", type=_device, default=None)
+    _run_arguments(p)
     return parser
 
 
@@ -221,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from ganaug.env import check_torchaudio
+
+    if run_command(f"ganaug {args.command}", check_torchaudio):   # before any work: a pair that loads
+        return 2
     if args.command in YAML_COMMANDS:
         return run_yaml_command(args.command, args.hparams, extra)
     if extra:
@@ -228,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
               f"(see ganaug {args.command} --help)", file=sys.stderr)
         return 2
     kwargs = {k: v for k, v in vars(args).items() if k != "command"}
+    if kwargs.get("device") == "auto" and not (kwargs.get("serve_dir") or kwargs.get("score_dir")):
+        from ganaug.env import resolve_device
+
+        kwargs["device"] = resolve_device("auto")    # said once, at start
     return run_command(f"ganaug {args.command}", lambda: _target(COMMANDS[args.command])(**kwargs))
 
 

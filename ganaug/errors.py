@@ -27,5 +27,18 @@ def run_command(prog: str, fn, *args, **kwargs) -> int:
         message = " ".join(str(err).split("\n")) if str(err) else type(err).__name__
         if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in message:
             message = f"{err.filename}: {message}"
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        _end_progress_bars()
+        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
         return 2
+
+
+def _end_progress_bars() -> None:
+    """Close the tqdm bars still on screen, so the error starts a line of its own (a bar leaves the
+    cursor at the end of its line)."""
+    if "tqdm" not in sys.modules:
+        return
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    sys.stderr.flush()

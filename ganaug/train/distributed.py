@@ -103,7 +103,9 @@ def setup(device: str) -> tuple[Dist, torch.device]:
     process takes GPU ``LOCAL_RANK`` and NCCL, or gloo on CPU.
     """
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        from ganaug.env import resolve_device
+
+        device = resolve_device("auto", say=os.environ.get("RANK", "0") == "0")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r}, but no CUDA GPU is visible to torch; use --device=cpu")
     if device != "cpu" and not device.startswith("cuda"):
