@@ -66,7 +66,8 @@ def _step(title: str) -> float:
     return time.time()
 
 
-def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings: dict | None = None) -> dict:
+def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings: dict | None = None,
+             noise_folder=None) -> dict:
     """Run (or finish) the demo; returns the paths it wrote (``generator``, ``metrics``, ``ablation``, ``report``)."""
     from ganaug.ablation import run_ablation
     from ganaug.checkpoint import WEIGHTS_FILE, is_checkpoint, read_config
@@ -87,7 +88,11 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
         raise FileNotFoundError(f"--data_folder {data}: no such folder; give a Speech Commands-layout folder "
                                 f"(or download one with ganaug.data.download('speech_commands_v2', root))")
     out = Path(output_folder)
-    device = device or "cpu"
+    from ganaug.env import resolve_device
+    from ganaug.kws.reference import noise_overrides
+
+    device = resolve_device(device)
+    noise = noise_overrides(noise_folder)          # background noise of the classifiers' classic augmentation
     progress = s["train"].get("progress", True)
     train_overrides = {**s["train"], "data_folder": str(data), "labels": s["labels"], "device": device}
     paths = {"generator": out / "generator",
@@ -117,7 +122,7 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
         # the reference classifier of the data's TRAIN split, at its shared place (ganaug.kws.reference):
         # `ganaug evaluate` and the label filter find and reuse it instead of training another
         result = evaluate_generator(ckpt, data, num_clips=s["num_clips"], device=device, progress=progress,
-                                    recipe=s["classifier"])
+                                    recipe={**s["classifier"], **noise})
         atomic_write_json(metrics, result)
     paths["classifier"] = Path(result["classifier"]["folder"])
     print(format_table(result))
@@ -126,7 +131,8 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
     t = _step(f"3/4 quick ablation ({s['ablation']}, GAN arms with the generator of step 1)")
     ablation = run_ablation(s["ablation"], {**s["ablation_overrides"], "data_folder": str(data),
                                             "output_folder": str(paths["ablation"]), "labels": s["labels"],
-                                            "device": device, "conditional_ckpt": str(ckpt)}, progress=progress)
+                                            "device": device, "conditional_ckpt": str(ckpt), **noise},
+                           progress=progress)
     print(ablation["table"])
     for arm, text in ablation["generators"].items():
         print(f"{arm}: {text}")
@@ -151,7 +157,7 @@ def run_demo(data_folder=None, output_folder="runs/demo", device=None, settings:
     return {**paths, "ablation_plot": Path(ablation["plot"]), "ablation_table": Path(ablation["markdown"])}
 
 
-def main(data_folder=None, output_folder="runs/demo", device=None) -> int:
+def main(data_folder=None, output_folder="runs/demo", device=None, noise_folder=None) -> int:
     """Entry point of ``ganaug demo`` (a missing data folder is printed by :mod:`ganaug.cli` as one line)."""
-    run_demo(data_folder, output_folder, device)
+    run_demo(data_folder, output_folder, device, noise_folder=noise_folder)
     return 0

@@ -104,6 +104,53 @@ def mini_sc(tmp_path_factory, sc_root) -> Path:
     return root
 
 
+def _speaker(path: Path) -> str:
+    return path.stem.split("_nohash_")[0].split("_")[-1]
+
+
+@pytest.fixture(scope="session")
+def official_sc(tmp_path_factory, sc_root) -> Path:
+    """Speech Commands as the official v0.02 archive lays it out, built from the shared FLAC subset at
+    smoke size: WAV clips of ``yes``/``no`` (60 speakers) and of two other words (``_unknown_`` unfolded
+    into ``<word>/``), ``validation_list.txt``/``testing_list.txt`` (speakers dealt by a SHA-1 of their
+    id, about 10% each), ``_background_noise_/`` of three 20-second recordings (the ``_silence_`` clips
+    end to end) with its README, ``LICENSE`` and ``README.md`` at the root, and no ``_silence_/``."""
+    import hashlib
+
+    root = tmp_path_factory.mktemp("official_sc")
+    clips = []                                          # (source, word)
+    for word in ("yes", "no"):
+        files = sorted((sc_root / word).glob("*.flac"))
+        speakers = sorted({_speaker(f) for f in files})[:60]
+        clips += [(f, word) for f in files if _speaker(f) in speakers]
+    unknown = sorted((sc_root / "_unknown_").glob("*.flac"))
+    words = sorted({f.name.split("_")[0] for f in unknown})[:2]
+    clips += [(f, f.name.split("_")[0]) for f in unknown if f.name.split("_")[0] in words]
+    ranked = sorted({_speaker(f) for f, _ in clips}, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    tenth = max(1, len(ranked) // 10)
+    split_of = {s: "valid" for s in ranked[:tenth]} | {s: "test" for s in ranked[tenth: 2 * tenth]}
+    lists = {"valid": [], "test": []}
+    for source, word in clips:
+        name = f"{_speaker(source)}_nohash_{source.stem.rsplit('_', 1)[1]}.wav"
+        data, rate = sf.read(source, dtype="int16")
+        (root / word).mkdir(exist_ok=True)
+        sf.write(root / word / name, data, rate, subtype="PCM_16")
+        if _speaker(source) in split_of:
+            lists[split_of[_speaker(source)]].append(f"{word}/{name}")
+    (root / "validation_list.txt").write_text("".join(f"{n}\n" for n in sorted(lists["valid"])))
+    (root / "testing_list.txt").write_text("".join(f"{n}\n" for n in sorted(lists["test"])))
+    noise = root / "_background_noise_"
+    noise.mkdir()
+    silence = sorted((sc_root / "_silence_").glob("*.flac"))
+    for i in range(3):
+        parts = [sf.read(f, dtype="int16")[0] for f in silence[20 * i: 20 * (i + 1)]]
+        sf.write(noise / f"noise_{i}.wav", np.concatenate(parts), 16000, subtype="PCM_16")
+    (noise / "README.md").write_text("Long recordings of background noise.\n")
+    (root / "LICENSE").write_text((sc_root / "LICENSE").read_text())
+    (root / "README.md").write_text("Speech Commands v0.02 (test fixture built from the shared subset)\n")
+    return root
+
+
 @contextlib.contextmanager
 def killed_after_epoch(epoch: int):
     """While the block runs, a classifier run dies (KeyboardInterrupt) right after SpeechBrain has

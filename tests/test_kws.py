@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from conftest import killed_after_epoch
@@ -113,21 +114,32 @@ def test_bad_input_names_the_key(mini_sc, tmp_path, cache):
         _run(mini_sc, tmp_path / "x", cache, gan_unknown_labels="drop")
 
 
-def test_noise_csv_durations_of_real_files_not_one_second_long(fsdd_root, tmp_path):
+def test_noise_csv_lists_segments_at_the_run_rate_and_leaves_the_recordings_alone(fsdd_root, tmp_path, monkeypatch):
     import soundfile as sf
 
     from ganaug.kws.data import write_noise_csv
 
-    files = sorted(fsdd_root.glob("*.wav"))[:3]            # 8 kHz, 0.14 to 2.3 s: rate and length both matter
-    for f in files:
-        shutil.copy(f, tmp_path / f.name)
-    assert write_noise_csv(tmp_path, tmp_path / "out" / "noise.csv") == 3
+    monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    short = sorted(fsdd_root.glob("*.wav"))[:2]            # 8 kHz, under a second: kept whole, resampled
+    for f in short:
+        shutil.copy(f, noise / f.name)
+    data, rate = sf.read(short[0])
+    sf.write(noise / "long.wav", np.tile(data, int(4.0 * rate / len(data)) + 1)[: int(4.0 * rate)], rate)   # 4 s
+    before = {p.name: p.read_bytes() for p in noise.iterdir()}
+    assert write_noise_csv(noise, tmp_path / "out" / "noise.csv", sample_rate=16000) == 2 + 3   # 4 s: 0-1.5 .. 2-3.5
     rows = list(csv.DictReader((tmp_path / "out" / "noise.csv").open()))
-    for row, f in zip(rows, files):
-        info = sf.info(str(f))
-        assert info.duration != pytest.approx(1.0, abs=0.01)
-        assert float(row["duration"]) == pytest.approx(info.frames / info.samplerate, abs=1e-3)
-        assert row["wav"] == str((tmp_path / f.name).resolve()) and row["wav_format"] == "wav"
+    for row in rows:
+        info = sf.info(row["wav"])
+        assert info.samplerate == 16000 and str(tmp_path / "cache") in row["wav"] and row["wav_format"] == "wav"
+        assert float(row["duration"]) == pytest.approx(info.frames / 16000, abs=1e-3)
+    assert sorted(float(r["duration"]) for r in rows)[-3:] == [1.5, 1.5, 1.5]
+    assert {p.name: p.read_bytes() for p in noise.iterdir()} == before      # only read
+    # cut once: a second run finds the segments (same files, same times)
+    first = [r["wav"] for r in rows]
+    write_noise_csv(noise, tmp_path / "out2.csv", sample_rate=16000)
+    assert [r["wav"] for r in csv.DictReader((tmp_path / "out2.csv").open())] == first
 
 
 def test_kws_beats_chance_on_shared_test_speakers(sc_root, tmp_path, cache, one_thread):

@@ -80,25 +80,26 @@ def load_kws_data(hp: dict) -> KWSData:
     return data
 
 
-def write_noise_csv(noise_folder, csv_path) -> int:
-    """SpeechBrain ``AddNoise`` CSV (ID, duration, wav, wav_format, wav_opts) of the audio files in
-    ``noise_folder`` (e.g. Speech Commands' ``_silence_``); returns the number of rows."""
+def write_noise_csv(noise_folder, csv_path, sample_rate: int = 16000) -> int:
+    """SpeechBrain ``AddNoise`` CSV (ID, duration, wav, wav_format, wav_opts) of the background noise in
+    ``noise_folder`` (Speech Commands' ``_background_noise_`` recordings or ``_silence_`` clips), cut into
+    cached segments at ``sample_rate`` (:func:`ganaug.data.noise.noise_segments`); returns the number of rows."""
     from ganaug.audio import audio_info
+    from ganaug.data.noise import noise_segments
 
-    folder = Path(noise_folder)
-    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
-    if not files:
-        raise HparamsError(f"noise_folder={folder}: no audio files; point it at background-noise clips "
-                           f"(e.g. <data_folder>/_silence_) or set --noise_folder='' for white noise")
+    try:
+        segments = noise_segments(noise_folder, int(sample_rate))
+    except ValueError as err:
+        raise HparamsError(str(err)) from err
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["ID", "duration", "wav", "wav_format", "wav_opts"])
-        for i, path in enumerate(files):
+        for i, path in enumerate(segments):
             rate, frames = audio_info(path)
-            writer.writerow([f"noise{i}", f"{frames / rate:.3f}", str(path.resolve()), path.suffix[1:].lower(), ""])
-    return len(files)
+            writer.writerow([f"noise{i}", f"{frames / rate:.3f}", str(path), "wav", ""])
+    return len(segments)
 
 
 def tstr_training_set(gan_ckpt, label_names, per_label: int, sample_rate: int, num_samples: int,

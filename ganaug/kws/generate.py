@@ -21,28 +21,30 @@ from ganaug.augment.source import GeneratorSource
 __all__ = ["main", "filter_classifier_for"]
 
 
-def filter_classifier_for(ckpt, device=None) -> Path:
+def filter_classifier_for(ckpt, device=None, noise_folder=None) -> Path:
     """The default filter of the generator(s) in ``ckpt``: the reference classifier of their TRAIN split,
-    found where it lives or trained there first (:func:`ganaug.kws.reference.ensure_reference_for`)."""
-    from ganaug.kws.reference import ensure_reference_for  # contract 2 (clf); imported only when needed
+    found where it lives or trained there first (:func:`ganaug.kws.reference.ensure_reference_for`;
+    ``noise_folder``: its classic augmentation's background noise, default ``auto``)."""
+    from ganaug.kws.reference import ensure_reference_for, noise_overrides  # contract 2 (clf); only when needed
 
-    return Path(ensure_reference_for(next(iter(GeneratorSource(ckpt).configs.values())), device=device))
+    return Path(ensure_reference_for(next(iter(GeneratorSource(ckpt).configs.values())), device=device,
+                                     overrides=noise_overrides(noise_folder)))
 
 
 def main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0, min_confidence=None,
-         filter_classifier=None, labels=None, progress=True) -> int:
+         filter_classifier=None, labels=None, progress=True, noise_folder=None) -> int:
     """Returns 0, or 2 after one line on stderr for a user error (nothing written in that case)."""
     from ganaug.errors import run_command
 
     return run_command("ganaug generate", _generate, ckpt, per_label, out, format, batch_size, device, seed,
-                       min_confidence, filter_classifier, labels, progress)
+                       min_confidence, filter_classifier, labels, progress, noise_folder)
 
 
 def _generate(ckpt, per_label, out, format, batch_size, device, seed, min_confidence, filter_classifier, labels,
-              progress) -> int:
+              progress, noise_folder=None) -> int:
     threshold = check_min_confidence(min_confidence)
     if threshold is not None and not filter_classifier:
-        filter_classifier = filter_classifier_for(ckpt, device)
+        filter_classifier = filter_classifier_for(ckpt, device, noise_folder)
     if isinstance(labels, str):
         labels = [s.strip() for s in labels.split(",") if s.strip()]
     with warnings.catch_warnings(record=True) as caught:

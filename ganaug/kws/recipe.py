@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -41,9 +42,9 @@ def check_hparams(hp: dict) -> None:
             raise HparamsError(f"{key}={hp[key]!r}: must be a probability in [0, 1]")
     if hp["train_source"] == "synthetic" and not hp["gan_ckpt"]:
         raise HparamsError("train_source=synthetic (TSTR) needs --gan_ckpt=DIR, the generator to train on")
-    device = str(hp["device"])
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HparamsError(f"device={device}: CUDA is not available here; use --device=cpu")
+    from ganaug.config import check_device
+
+    check_device(hp["device"])
 
 
 def _seed_everything(seed: int) -> None:
@@ -57,18 +58,39 @@ def _seed_everything(seed: int) -> None:
         pass
 
 
+NOISE_FOLDERS = ("_background_noise_", "_silence_")   # what noise_folder=auto looks for in data_folder, in order
+
+
+def resolve_noise_folder(hp: dict) -> str:
+    """The background-noise folder of classic augmentation: ``noise_folder``, or for ``auto`` the data
+    folder's ``_background_noise_/`` (the official archive's long recordings: AddNoise cuts random
+    segments), else its ``_silence_/`` (one-second clips), else ``""``: white noise, with one warning."""
+    value = str(hp["noise_folder"] or "")
+    if value != "auto":
+        if value and not Path(value).is_dir():
+            raise HparamsError(f"noise_folder={value}: no such folder; give background-noise recordings "
+                               f"(Speech Commands' _background_noise_), auto, or --noise_folder='' for white noise")
+        return value
+    data = Path(str(hp["data_folder"]))
+    for name in NOISE_FOLDERS:
+        if (data / name).is_dir():
+            return str(data / name)
+    if hp["classic_augment"]:
+        warnings.warn(f"noise_folder=auto: {data} has no {' or '.join(NOISE_FOLDERS)} folder, so classic augmentation "
+                      f"adds white noise; give --noise_folder=DIR for recordings of real background noise", UserWarning,
+                      stacklevel=2)
+    return ""
+
+
 def _classic_augmenter(hp: dict, output_folder: Path):
+    """The classic augmenter of a run whose ``noise_folder`` is resolved (:func:`resolve_noise_folder`)."""
     if not hp["classic_augment"]:
         return None
     from ganaug.kws.data import write_noise_csv
 
-    noise_folder = str(hp["noise_folder"] or "")
     add_noise = hp["add_noise"]
-    if noise_folder:
-        if not Path(noise_folder).is_dir():
-            raise HparamsError(f"noise_folder={noise_folder}: no such folder; give background-noise clips "
-                               f"(Speech Commands' _silence_) or --noise_folder='' for white noise")
-        write_noise_csv(noise_folder, add_noise.csv_file)
+    if hp["noise_folder"]:
+        write_noise_csv(hp["noise_folder"], add_noise.csv_file, int(hp["sample_rate"]))
     else:
         add_noise.csv_file = None  # AddNoise falls back to white noise
     return hp["classic_augmenter"]
@@ -81,7 +103,7 @@ def inputs_fingerprint(hp: dict) -> str:
     from ganaug.io import file_sha256
 
     parts = []
-    noise = Path(str(hp["noise_folder"] or ""))
+    noise = Path(str(hp["noise_folder"] or ""))     # resolved: a folder, or "" for white noise
     if hp["classic_augment"] and str(hp["noise_folder"] or "") and noise.is_dir():
         parts += [f"{p.relative_to(noise)}:{p.stat().st_size}" for p in sorted(noise.rglob("*")) if p.is_file()]
     ckpt = str(hp["gan_ckpt"] or "")
@@ -108,6 +130,7 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
     from ganaug.kws.data import load_kws_data, make_gan_augment, tstr_training_set
 
     started = time.time()
+    hp = {**hp, "noise_folder": resolve_noise_folder(hp)}
     _seed_everything(int(hp["seed"]))
     data = load_kws_data(hp)
     num_real = len(data.train[0])
@@ -150,7 +173,9 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
         "label_names": data.label_names,
         "trainer": hp["trainer"],
         "train_source": hp["train_source"],
-        "augmentation": {"classic": bool(hp["classic_augment"]), "gan_ckpt": str(hp["gan_ckpt"] or "") or None,
+        "augmentation": {"classic": bool(hp["classic_augment"]),
+                         "noise": (hp["noise_folder"] or "white noise") if hp["classic_augment"] else None,
+                         "gan_ckpt": str(hp["gan_ckpt"] or "") or None,
                          "gan_p": float(hp["gan_p"]), "gan_mode": hp["gan_mode"],
                          "gan_min_confidence": float(hp["gan_min_confidence"] or 0.0)},
         "synthetic_rows": int(synthetic_rows),
@@ -168,8 +193,11 @@ def run_kws(hparams_file, overrides=None) -> dict:
     from ganaug.io import atomic_write, atomic_write_json
     from ganaug.models.classifier import save_classifier
 
+    from ganaug.env import resolve_device
+
     hp, resolved = load_hparams(hparams_file, overrides)
     check_hparams(hp)
+    hp["device"] = resolve_device(hp["device"])
     if int(hp.get("num_threads") or 0) > 0:
         torch.set_num_threads(int(hp["num_threads"]))
     output_folder = Path(str(hp["output_folder"]))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["REFERENCE_OVERRIDES", "ensure_reference", "ensure_reference_for", "reference_folder"]
+__all__ = ["REFERENCE_OVERRIDES", "ensure_reference", "ensure_reference_for", "reference_folder", "noise_overrides"]
 
 # The reference recipe = hparams/kws.yaml + these keys. Change them together with
 # ganaug.models.classifier.REFERENCE_VERSION, so that older classifiers are not reused.
@@ -36,6 +36,11 @@ REFERENCE_OVERRIDES = {
     "batch_size": 32,
     "lr": 0.003,
 }
+
+
+def noise_overrides(noise_folder=None) -> dict:
+    """The recipe overrides that give a classifier trained here ``noise_folder`` (None: the recipe's ``auto``)."""
+    return {} if noise_folder is None else {"noise_folder": str(noise_folder)}
 
 
 def reference_folder(data_folder, label_names, *, speaker_fraction: float = 1.0, data_seed: int = 0,

@@ -18,13 +18,14 @@ __all__ = ["build_test", "serve", "make_server", "score_test", "filtered_source"
 
 
 def main(ckpt=(), data=None, out=None, per_label=5, seed=0, min_confidence=None, filter_classifier=None,
-         serve_dir=None, port=8000, score_dir=None) -> int:
+         serve_dir=None, port=8000, score_dir=None, device=None, noise_folder=None) -> int:
     """``ganaug listen``: build (CKPT... --data --out), serve (--serve DIR) or score (--score DIR) a test."""
     return run_command("ganaug listen", _listen, ckpt, data, out, per_label, seed, min_confidence, filter_classifier,
-                       serve_dir, port, score_dir)
+                       serve_dir, port, score_dir, device, noise_folder)
 
 
-def _listen(ckpt, data, out, per_label, seed, min_confidence, filter_classifier, serve_dir, port, score_dir) -> int:
+def _listen(ckpt, data, out, per_label, seed, min_confidence, filter_classifier, serve_dir, port, score_dir,
+            device=None, noise_folder=None) -> int:
     modes = [m for m, on in (("--serve", serve_dir), ("--score", score_dir), ("CKPT", ckpt)) if on]
     if len(modes) != 1:
         raise ListenError("give one of: CKPT [CKPT ...] --data DIR --out DIR (build), --serve DIR, or --score DIR"
@@ -41,7 +42,7 @@ def _listen(ckpt, data, out, per_label, seed, min_confidence, filter_classifier,
     if out is None:
         raise ListenError("--out DIR: say where to write the test (a new folder)")
     test = build_test(list(ckpt), data, out, per_label=per_label, seed=seed, min_confidence=min_confidence,
-                      filter_classifier=filter_classifier)
+                      filter_classifier=filter_classifier, device=device, noise_folder=noise_folder)
     print(f"wrote a blind test to {Path(out)} ({test.name}, clips/, page); the key is {Path(out) / 'key.json'} "
           f"(never served). Next: ganaug listen --serve {out}")
     return 0

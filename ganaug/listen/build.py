@@ -46,7 +46,7 @@ class ListenError(ValueError):
     """Bad input to a listening-test command; the message names the argument or file and the fix."""
 
 
-def filtered_source(ckpt, min_confidence: float, filter_classifier=None):
+def filtered_source(ckpt, min_confidence: float, filter_classifier=None, device=None, noise_folder=None):
     """The generator source of ``ckpt`` that keeps only clips its label filter accepts.
 
     The one place where the listening test meets ganaug.augment's label filter; the default
@@ -56,9 +56,10 @@ def filtered_source(ckpt, min_confidence: float, filter_classifier=None):
 
     source = GeneratorSource(ckpt)
     if filter_classifier is None:
-        from ganaug.kws.reference import ensure_reference_for
+        from ganaug.kws.reference import ensure_reference_for, noise_overrides
 
-        filter_classifier = ensure_reference_for(next(iter(source.configs.values())))
+        filter_classifier = ensure_reference_for(next(iter(source.configs.values())), device=device,
+                                                 overrides=noise_overrides(noise_folder))
     return with_filter(source, min_confidence, filter_classifier)
 
 
@@ -97,7 +98,7 @@ def _write_clip(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
 
 
 def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confidence: float | None = None,
-               filter_classifier=None, progress: bool = True) -> Path:
+               filter_classifier=None, progress: bool = True, device=None, noise_folder=None) -> Path:
     """Write a blind listening test into ``out`` (see the module docstring); returns ``out/test.json``.
 
     Args:
@@ -107,6 +108,8 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
         seed: seeds the choice of real clips, the latents and the blocks.
         min_confidence: also test each generator behind its label filter (None or 0: raw clips only).
         filter_classifier: the filter's classifier folder (default: the generator's reference classifier).
+        device: where clips are generated and a missing filter classifier is trained (None: CPU).
+        noise_folder: background noise of a filter classifier trained here (None: the recipe's ``auto``).
     """
     from ganaug.augment.source import GeneratorSource, mix_seed, synthesize
     from ganaug.data import KeywordDataset
@@ -128,7 +131,7 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
         if not path.is_dir():
             raise ListenError(f"{path}: no such checkpoint directory; give folders written by `ganaug train`")
     if min_confidence:
-        filtered_source(ckpts[0], min_confidence, filter_classifier)  # fail before any work when unavailable
+        filtered_source(ckpts[0], min_confidence, filter_classifier, device, noise_folder)  # fail before any work
 
     sources = [GeneratorSource(c) for c in ckpts]
     labels = [name for name in sources[0].label_names if all(name in s.label_names for s in sources[1:])]
@@ -146,14 +149,15 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
     for name, ckpt, source in zip(_system_names(ckpts), ckpts, sources):
         variants = [(name, source, {"kind": "generator"})]
         if min_confidence:
-            variants.append((f"{name}+filtered", filtered_source(ckpt, min_confidence, filter_classifier),
+            variants.append((f"{name}+filtered", filtered_source(ckpt, min_confidence, filter_classifier, device,
+                                                                 noise_folder),
                              {"kind": "filtered", "min_confidence": float(min_confidence),
                               "filter_classifier": None if filter_classifier is None else str(filter_classifier)}))
         for system, src, info in variants:
             if progress:
                 print(f"generating {len(names)} clips of {system}", flush=True)
             system_seed = mix_seed("listen", info["kind"], seed)
-            wavs, kept, _ = synthesize(src, names, seed=system_seed)   # a filtered system drops rejected rows
+            wavs, kept, _ = synthesize(src, names, seed=system_seed, device=device)   # a filtered system drops rejected rows
             systems[system] = {**info, "ckpt": str(ckpt.resolve())}
             clips[system] = [(label, wavs[j], {"seed": system_seed, "index": j}) for j, label in enumerate(kept)]
 

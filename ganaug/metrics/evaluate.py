@@ -101,7 +101,7 @@ def _data_keywords(data) -> list[str]:
     return names
 
 
-def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence, device, progress):
+def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence, device, progress, recipe=None):
     """The generator's own label filter (:class:`ganaug.augment.filter.LabelFilter`): ``filter_classifier``,
     or the reference classifier of the TRAIN split the generator was trained on (trained when missing)."""
     from ganaug.augment.filter import LabelFilter
@@ -110,7 +110,7 @@ def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence
     if filter_classifier is None:
         config = next(iter(source.configs.values()))
         try:
-            filter_classifier = ensure_reference_for(config, device=device, progress=progress)
+            filter_classifier = ensure_reference_for(config, device=device, progress=progress, overrides=recipe)
         except (ValueError, FileNotFoundError) as err:
             raise ValueError(f"--filter_classifier: {err}") from err
     load_reference(filter_classifier, labels, sample_rate, device=device, option="--filter_classifier")  # checks it
@@ -215,7 +215,7 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                       f"another way (e.g. `ganaug kws` with another seed or recipe)", UserWarning, stacklevel=2)
     if filtering:
         label_filter = _label_filter(source, filter_classifier, labels, sample_rate, float(min_confidence), device,
-                                     progress)
+                                     progress, recipe)
         accepted = label_filter.accept(gen_wavs, names, sample_rate)
         correct = ctx.probs(generated_set).argmax(1) == gen_labels
         result.update(_filtered(accepted, correct, names, labels))
@@ -320,13 +320,16 @@ def write_metrics(out, result: dict) -> Path:
 
 
 def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, seed=0, min_confidence=None,
-         filter_classifier=None) -> int:
+         filter_classifier=None, noise_folder=None) -> int:
     """``ganaug evaluate``: write ``OUT/metrics.json`` (default ``CKPT/eval``) and print the table."""
     from ganaug.errors import run_command
 
     def go() -> int:
+        from ganaug.kws.reference import noise_overrides
+
         result = evaluate_generator(ckpt, data, classifier=classifier, num_clips=num_clips, device=device, seed=seed,
-                                    min_confidence=min_confidence, filter_classifier=filter_classifier)
+                                    min_confidence=min_confidence, filter_classifier=filter_classifier,
+                                    recipe=noise_overrides(noise_folder) or None)
         path = write_metrics(Path(out) if out is not None else Path(ckpt) / "eval", result)
         print(format_table(result))
         print(f"\nwrote {path}")
