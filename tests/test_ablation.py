@@ -101,13 +101,31 @@ def test_filtered_arms_and_generator_options_in_the_plan():
         run_ablation("ablation_quick", {**BASE, "filter_min_confidence": 1.5}, progress=False)
 
 
-def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
+def test_the_full_grid_says_what_it_costs_before_it_starts(sc_root, tmp_path):
+    from ganaug.ablation.cost import GAN_RATES, plan_cost
+    from ganaug.ablation.grid import _kws_steps
+
+    hp, _ = load_hparams("ablation", {"data_folder": str(sc_root), "output_folder": str(tmp_path), "device": "cpu"})
+    hp["device"] = "cuda"                         # priced for a GPU without needing one
+    cost = plan_cost(hp, plan_cells(hp), tmp_path, _kws_steps(hp))
+    # 4 fractions x one conditional WaveGAN (gan_per_keyword is opt-in) x 20,000 steps
+    assert cost["generators"] == 4 and cost["generator_steps"] == 80_000
+    assert cost["gan_seconds"] == pytest.approx(80_000 / GAN_RATES["cuda"][0])
+    assert cost["classifier_runs"] == 4 * 7 * 3 and cost["kws_seconds"] is None      # no measured GPU rate: said
+    per_keyword = {**hp, "augmentations": ["gan_per_keyword"], "tstr": False}
+    assert plan_cost(per_keyword, plan_cells(per_keyword), tmp_path, _kws_steps(hp))["generator_steps"] == 4 * 10 * 20_000
+
+
+def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
     overrides = {"data_folder": str(mini_sc), "output_folder": str(tmp_path / "abl"), "speaker_fractions": [0.5],
                  "seeds": [0, 1], "augmentations": ["none", "classic+gan"], "tstr": True,
                  "kws_overrides": {"channels": 8, "num_blocks": 1, "synthetic_per_label": 4}}
     out = run_ablation("ablation_quick", overrides, progress=False)
     assert out["ran"] == 6 and out["skipped"] == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("ganaug ablate: 1 generator(s) to train (2 generator steps), 6 classifier run(s) "
+                              "(0 cell(s) finished already)\n  estimated time on cpu: generators ")
     with open(out["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert sorted({r["augmentation"] for r in rows}) == ["classic+gan", "none", "tstr"] and len(rows) == 6
@@ -127,6 +145,8 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch):
     assert cell["synthetic_rows"] > 0 and cell["augmentation"]["classic"]
     again = run_ablation("ablation_quick", overrides, progress=False)
     assert again["ran"] == 0 and again["skipped"] == 6 and again["rows"] == out["rows"]
+    assert capsys.readouterr().out.startswith("ganaug ablate: 0 generator(s) to train (0 generator steps), "
+                                              "0 classifier run(s) (6 cell(s) finished already)")
     # other generator settings into the same folder: refused, never the old generator served silently
     quick, _ = load_hparams("ablation_quick", {"data_folder": str(mini_sc), "output_folder": str(tmp_path / "abl")})
     changed = {**overrides, "gan_overrides": {**quick["gan_overrides"], "max_steps": 3}}
@@ -160,7 +180,8 @@ def test_filtered_arm_with_a_generator_option_runs_with_the_generators_own_filte
 
 
 def test_generator_family_axis(mini_sc, tmp_path, monkeypatch):
-    hp, _ = load_hparams("ablation_quick", {**BASE, "generator_families": "[wavegan, specgan]"})
+    hp, _ = load_hparams("ablation_quick", {**BASE, "generator_families": "[wavegan, specgan]",
+                                            "augmentations": "[none, classic, gan_per_keyword, gan_conditional, classic+gan]"})
     labels = list(dict.fromkeys(c["augmentation"] for c in plan_cells(hp)))
     assert labels == ["none", "classic", "gan_per_keyword", "gan_per_keyword@specgan", "gan_conditional",
                       "gan_conditional@specgan", "classic+gan", "classic+gan@specgan", "tstr", "tstr@specgan"]

@@ -41,6 +41,7 @@ GAN_KINDS = ("gan_per_keyword", "gan_conditional")   # the two kinds of generato
 CLASSIC_ARMS = ("classic", "classic+gan", "classic+gan_filtered")
 FILTERED_ARMS = ("gan_filtered", "classic+gan_filtered")
 DEFAULT_FAMILY = "wavegan"
+DONE_MARKER = ".ablation_done"
 
 
 def _check(hp: dict) -> None:
@@ -113,6 +114,21 @@ def _given_checkpoint(hp: dict, kind: str, family: str, option: str) -> str:
     return given if family == DEFAULT_FAMILY and not option else ""
 
 
+def generator_job(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path) -> tuple[Path, str, dict]:
+    """Where the ablation trains one generator, the ``ganaug train`` config it uses and its overrides."""
+    folder = output / "gans" / f"f{fraction:g}" / ("per_keyword" if kind == "gan_per_keyword" else "conditional")
+    suffix = "".join(f"_{part}" for part in (family if family != DEFAULT_FAMILY else "", option) if part)
+    folder = folder.with_name(folder.name + suffix)
+    option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
+    overrides = deep_merge(deep_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
+        "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
+        "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
+    if family != DEFAULT_FAMILY:   # the family's packaged config; one key makes it conditional
+        overrides["conditional"] = kind == "gan_conditional"
+        return folder, family, overrides
+    return folder, hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"], overrides
+
+
 def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path,
                    train_missing: bool = True) -> Path:
     """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done).
@@ -127,16 +143,8 @@ def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: st
         return path
     from ganaug.train import train
 
-    folder = output / "gans" / f"f{fraction:g}" / ("per_keyword" if kind == "gan_per_keyword" else "conditional")
-    suffix = "".join(f"_{part}" for part in (family if family != DEFAULT_FAMILY else "", option) if part)
-    folder = folder.with_name(folder.name + suffix)
-    done_marker = folder / ".ablation_done"
-    option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
-    overrides = deep_merge(deep_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
-        "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
-        "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
-    if family != DEFAULT_FAMILY:   # the family's packaged config; one key makes it conditional
-        overrides["conditional"] = kind == "gan_conditional"
+    folder, name, overrides = generator_job(hp, fraction, kind, family, option, output)
+    done_marker = folder / DONE_MARKER
     recorded = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool, list))}
     if done_marker.is_file():
         before = json.loads(done_marker.read_text()).get("overrides")
@@ -147,10 +155,6 @@ def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: st
         return folder
     if not train_missing:
         return folder
-    if family == DEFAULT_FAMILY:
-        name = hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"]
-    else:
-        name = family
     train(name, overrides)
     atomic_write_json(done_marker, {"finished": time.time(), "overrides": recorded})
     return folder
@@ -204,6 +208,7 @@ def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) 
     arm = cell["augmentation"].split("@")[0]
     overrides = deep_merge(dict(hp["kws_overrides"] or {}), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(cell_dir), "eval_folder": str(hp["eval_folder"] or ""),
+        "noise_folder": str(hp["noise_folder"] or ""),
         "labels": _labels(hp), "speaker_fraction": cell["speaker_fraction"], "data_seed": int(hp["data_seed"]),
         "seed": cell["seed"], "device": str(hp["device"]), "classic_augment": arm in CLASSIC_ARMS,
         "gan_ckpt": str(gan_dir) if gan_dir is not None else "", "gan_p": float(hp["gan_p"]),
@@ -230,22 +235,51 @@ def read_cell(cell_dir: Path) -> dict | None:
 RESULT_KEYS = ("test_acc", "eval_acc", "valid_acc", "num_test", "num_eval", "num_train", "synthetic_rows", "duration_s")
 
 
+def _kws_steps(hp: dict):
+    """``cell -> (optimizer steps, batch size, model)`` of a cell's classifier run, for the cost estimate."""
+    import math
+
+    from ganaug.data import KeywordDataset
+
+    kws, _ = load_hparams(hp["kws_hparams"], deep_merge(dict(hp["kws_overrides"] or {}), {
+        "data_folder": str(hp["data_folder"]), "output_folder": str(hp["output_folder"]), "labels": _labels(hp)}))
+    sizes: dict[float, int] = {}
+
+    def steps(cell: dict) -> tuple[int, int, str]:
+        fraction = cell["speaker_fraction"]
+        if cell["augmentation"].split("@")[0] == "tstr":
+            n = int(kws["synthetic_per_label"]) * len(_labels(hp))
+        else:
+            if fraction not in sizes:
+                sizes[fraction] = len(KeywordDataset(hp["data_folder"], labels=_labels(hp), split="train",
+                                                     speaker_fraction=fraction, seed=int(hp["data_seed"])))
+            n = sizes[fraction]
+        batch = int(kws["batch_size"])
+        return int(kws["number_of_epochs"]) * math.ceil(n / batch), batch, "ds_cnn"
+
+    return steps
+
+
 def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     """Run (or finish) the grid; returns ``{"rows", "summary", "table", "html", "generators", "csv",
     "markdown", "plot", "ran", "skipped"}``."""
     from tqdm.auto import tqdm
 
+    from ganaug.ablation.cost import describe_cost, plan_cost
     from ganaug.ablation.stats import html_table, markdown_table, plot, summarize, write_csv
+    from ganaug.env import resolve_device
     from ganaug.kws.recipe import run_kws
 
     hp, resolved = load_hparams(hparams_file, overrides)
     _check(hp)
+    hp["device"] = resolve_device(hp["device"])
     output = Path(str(hp["output_folder"]))
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
     cells = plan_cells(hp)
     for key in dict.fromkeys((c["speaker_fraction"], *c["generator"]) for c in cells if c["generator"]):
         _generator_dir(hp, *key, output, train_missing=False)   # finished cells of other generators: refused
+    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp))), flush=True)
     rows, ran, skipped, generators = [], 0, 0, {}
     bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
     for cell in bar:
