@@ -242,10 +242,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(see ganaug {args.command} --help)", file=sys.stderr)
         return 2
     kwargs = {k: v for k, v in vars(args).items() if k != "command"}
-    if kwargs.get("device") == "auto" and not (kwargs.get("serve_dir") or kwargs.get("score_dir")):
-        from ganaug.env import resolve_device
-
-        kwargs["device"] = resolve_device("auto")    # said once, at start
     return run_command(f"ganaug {args.command}", lambda: _target(COMMANDS[args.command])(**kwargs))
 
 

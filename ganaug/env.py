@@ -53,7 +53,8 @@ def check_torchaudio() -> None:
 
 def resolve_device(device, say: bool = True) -> str:
     """``"auto"`` (or None) -> ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other values unchanged.
-    With ``say``, an ``auto`` choice is printed once (stderr), so a GPU machine never trains on CPU unnoticed."""
+    With ``say``, an ``auto`` choice is printed (stdout), so a GPU machine never trains on CPU unnoticed; a
+    command resolves its device once, at its start."""
     import torch
 
     value = "auto" if device is None else str(device)
@@ -62,7 +63,7 @@ def resolve_device(device, say: bool = True) -> str:
     chosen = "cuda" if torch.cuda.is_available() else "cpu"
     if say:
         why = torch.cuda.get_device_name(0) if chosen == "cuda" else "no CUDA device visible to torch"
-        print(f"device: {chosen} (auto: {why})", file=sys.stderr, flush=True)
+        print(f"device: {chosen} (auto: {why})", flush=True)
     return chosen
 
 

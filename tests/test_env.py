@@ -103,7 +103,7 @@ def test_device_auto_is_said_once(capsys, monkeypatch):
     capsys.readouterr()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu" and resolve_device(None, say=False) == "cpu"
-    assert capsys.readouterr().err == "device: cpu (auto: no CUDA device visible to torch)\n"
+    assert capsys.readouterr().out == "device: cpu (auto: no CUDA device visible to torch)\n"
 
 
 def test_kws_and_generate_default_to_auto_and_say_it(mini_sc, weak_generator, tmp_path, capsys, monkeypatch,
@@ -116,7 +116,7 @@ def test_kws_and_generate_default_to_auto_and_say_it(mini_sc, weak_generator, tm
                            "--channels=8", "--num_blocks=1", "--progress=False", "--num_threads=1"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.count("device: cpu (auto: no CUDA device visible to torch)") == 1
+    assert done.stdout.count("device: cpu (auto: no CUDA device visible to torch)") == 1
     assert json.loads((tmp_path / "kws" / "results.json").read_text())["config"]["device"] == "cpu"
     assert (tmp_path / "kws" / "hparams.yaml").read_text().count("device: auto") == 1   # the resolved YAML as given
     import torch
@@ -124,7 +124,7 @@ def test_kws_and_generate_default_to_auto_and_say_it(mini_sc, weak_generator, tm
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     capsys.readouterr()
     assert main(["generate", str(weak_generator), "--per-label", "1", "--out", str(tmp_path / "bank")]) == 0
-    assert capsys.readouterr().err.count("device: cpu (auto: no CUDA device visible to torch)\n") == 1
+    assert capsys.readouterr().out.count("device: cpu (auto: no CUDA device visible to torch)\n") == 1
 
 
 def test_an_error_starts_a_line_of_its_own_after_a_progress_bar(capsys):

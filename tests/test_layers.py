@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganaug"
 
 # floor first; one arrow may point to its own layer or below, never above
 LAYERS = [
-    {"", "io", "config", "plot", "errors"},   # the package root, file I/O, presets, the spectrogram plot, user errors
+    {"", "io", "config", "plot", "errors", "env"},   # the package root, file I/O, presets, the spectrogram plot, user
+                                                     # errors, the torch/torchaudio pair and the device
     {"audio"},
     {"data"},
     {"models", "functional", "spectral"},

@@ -42,7 +42,10 @@ def main(ckpt, per_label, out, format="flac", batch_size=64, device=None, seed=0
 
 def _generate(ckpt, per_label, out, format, batch_size, device, seed, min_confidence, filter_classifier, labels,
               progress, noise_folder=None) -> int:
+    from ganaug.env import resolve_device
+
     threshold = check_min_confidence(min_confidence)
+    device = resolve_device(device)
     if threshold is not None and not filter_classifier:
         filter_classifier = filter_classifier_for(ckpt, device, noise_folder)
     if isinstance(labels, str):

@@ -41,6 +41,9 @@ def _listen(ckpt, data, out, per_label, seed, min_confidence, filter_classifier,
         return 0
     if out is None:
         raise ListenError("--out DIR: say where to write the test (a new folder)")
+    from ganaug.env import resolve_device
+
+    device = resolve_device(device)
     test = build_test(list(ckpt), data, out, per_label=per_label, seed=seed, min_confidence=min_confidence,
                       filter_classifier=filter_classifier, device=device, noise_folder=noise_folder)
     print(f"wrote a blind test to {Path(out)} ({test.name}, clips/, page); the key is {Path(out) / 'key.json'} "

@@ -159,7 +159,9 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
         raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder")
     if str(device or "").startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    from ganaug.env import resolve_device
+
+    device = torch.device(resolve_device(device, say=False))
     started = time.time()
     source, kind = _source(ckpt)
     labels = _data_keywords(data) if kind == "unconditional" else list(source.label_names)
@@ -325,11 +327,12 @@ def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, see
     from ganaug.errors import run_command
 
     def go() -> int:
+        from ganaug.env import resolve_device
         from ganaug.kws.reference import noise_overrides
 
-        result = evaluate_generator(ckpt, data, classifier=classifier, num_clips=num_clips, device=device, seed=seed,
-                                    min_confidence=min_confidence, filter_classifier=filter_classifier,
-                                    recipe=noise_overrides(noise_folder) or None)
+        result = evaluate_generator(ckpt, data, classifier=classifier, num_clips=num_clips,
+                                    device=resolve_device(device), seed=seed, min_confidence=min_confidence,
+                                    filter_classifier=filter_classifier, recipe=noise_overrides(noise_folder) or None)
         path = write_metrics(Path(out) if out is not None else Path(ckpt) / "eval", result)
         print(format_table(result))
         print(f"\nwrote {path}")
