@@ -144,10 +144,10 @@ def test_gan_augment_after_max_augmentations_is_an_error_not_a_no_op(setup, weak
     # the real generator itself, inside the recipe's Augmenter (max_augmentations covers it)
     hparams = load_hyperpyyaml(YAML, {"gan_ckpt": str(weak_generator)})
     train = dataio_prep(hparams, files, root / "real_g")
-    batch = next(iter(sb.dataio.dataloader.make_dataloader(train, batch_size=6)))
+    batch = next(iter(sb.dataio.dataloader.make_dataloader(train, batch_size=24)))   # all 12 classes
     wavs, lens = batch.sig
     out, out_lens, labels = augment(hparams["wav_augment"], wavs, lens, batch.command_encoded.data)
-    assert out.shape == (24, wavs.shape[1]) and torch.equal(labels, batch.command_encoded.data.repeat(4, 1))
+    assert out.shape == (96, wavs.shape[1]) and torch.equal(labels, batch.command_encoded.data.repeat(4, 1))
     known = [not hparams["label_encoder"].ind2lab[y].startswith("_") for y in batch.command_encoded.data.flatten().tolist()]
     assert any(known) and not all(known)
-    assert all(torch.equal(out[18 + r], wavs[r]) != k for r, k in enumerate(known))   # keywords replaced, the rest kept
+    assert all(torch.equal(out[72 + r], wavs[r]) != k for r, k in enumerate(known))   # keywords replaced, the rest kept
