@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -76,10 +77,14 @@ def test_inside_augmenter_labels_follow_rows(bank):
     gan = GanAugment(bank=bank, p=1.0, label_names=["yes", "no"])
     labels = torch.tensor([[0], [1], [1], [0], [1]])  # (batch, 1), as SpeechBrain encoders give them
     wavs, lens = torch.zeros(5, 16000), torch.ones(5)
+    with pytest.warns(UserWarning, match=r"fixed list \['yes', 'no'\].*label_names: !ref <label_encoder>"):
+        augment(Augmenter(augmentations=[gan]), wavs, lens, labels)   # said once per GanAugment
     for kwargs in ({"concat_original": True}, {"concat_original": True, "augment_start_index": 2},
                    {"parallel_augment": True, "concat_original": False, "repeat_augment": 2}):
         augmenter = Augmenter(augmentations=[gan], **kwargs)
-        out, out_lens, out_labels = augment(augmenter, wavs, lens, labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out, out_lens, out_labels = augment(augmenter, wavs, lens, labels)
         assert len(out) == len(out_labels) == len(out_lens)
         for w, y in zip(out, out_labels.flatten()):
             assert torch.all(w == 0) or from_bank(bank, w, y)

@@ -26,6 +26,8 @@ False`` with GanAugment after the first ``max_augmentations``) is an error at th
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ganaug.augment.transform import GanAugment as _GanAugment
@@ -54,6 +56,7 @@ class GanAugment(_GanAugment):
                          filter_classifier=filter_classifier)
         self.label_encoder = encoder
         self._pending = None
+        self._warned_list = False
 
     def _names(self):
         if self.label_encoder is None:
@@ -111,6 +114,11 @@ def augment(augmenter, wavs, lengths, labels):
     gans = [m for m in augmenter.augmentations.values() if isinstance(m, GanAugment)]
     for gan in gans:
         check_selectable(augmenter, gan)
+        if isinstance(labels, torch.Tensor) and gan.label_encoder is None and gan.label_names and not gan._warned_list:
+            gan._warned_list = True
+            warnings.warn(f"GanAugment's label_names is a fixed list {gan.label_names}: index i must be label i of the "
+                          f"recipe's CategoricalEncoder, or rows get clips of another word; give the encoder itself "
+                          f"(label_names: !ref <label_encoder>) so the order cannot drift", UserWarning, stacklevel=2)
     for gan in gans:
         gan.set_labels(labels, augmenter)
     try:
