@@ -1,5 +1,5 @@
 """Checks of the arguments every augmentation path shares: label names of a batch, the
-unknown-label rule, ratios, and a seeded generator's stream in DataLoader workers."""
+unknown-label rule, ratios."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from numbers import Integral, Real
 
 import torch
 
-from ganaug.augment.source import MAX_SEED, mix_seed
-
-__all__ = ["label_names_of", "check_ratio", "check_policy", "check_known", "worker_generator", "MAX_RATIO",
-           "UNKNOWN_LABELS"]
+__all__ = ["label_names_of", "check_ratio", "check_policy", "check_known", "MAX_RATIO", "UNKNOWN_LABELS"]
 
 MAX_RATIO = 1000.0  # synthetic items per real item; more is a typo, not a request (it would fill the memory)
 UNKNOWN_LABELS = ("error", "keep")  # what a label the generator does not know does
@@ -84,19 +81,3 @@ def check_known(names, known, policy: str, keep: str = "unknown_labels='keep'") 
         raise ValueError(f"labels {unknown} are not known to the generator (it knows {sorted(known)}); pass {keep} "
                          f"to give them no synthetic clips (their rows stay real), or use a generator trained on them")
     return verdict
-
-
-def worker_generator(generator: torch.Generator | None) -> torch.Generator | None:
-    """``generator`` itself, except in a DataLoader worker: there, a generator seeded from one draw
-    of it and the worker's seed (``get_worker_info().seed``: the loader's base seed + worker id).
-
-    Every worker holds a copy of the same seeded generator, so without this they would draw the
-    same clips. The workers' streams differ, change every epoch with the loader's base seed, and
-    repeat when the DataLoader is seeded too (its ``generator=`` or ``torch.manual_seed``).
-    """
-    info = torch.utils.data.get_worker_info()
-    if generator is None or info is None:
-        return generator
-    draw = int(torch.randint(0, MAX_SEED, (), generator=generator, device=generator.device))
-    return torch.Generator().manual_seed(mix_seed(draw, "worker", info.seed))
-

@@ -50,7 +50,7 @@ import torch
 from ganaug.audio import prepare_audio
 from ganaug.augment.checks import check_known, check_ratio, label_names_of
 from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, mix_seed, with_filter
-from ganaug.augment.transform import draw_params, kept_rows, synthetic_rows
+from ganaug.augment.rows import draw_params, kept_rows, synthetic_rows
 
 __all__ = ["HFMap", "HFTransform"]
 

@@ -13,42 +13,14 @@ import torch
 from torch import nn
 
 from ganaug.augment.bank import make_source
-from ganaug.augment.checks import UNKNOWN_LABELS, check_known, check_policy, label_names_of, worker_generator
-from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips
+from ganaug.augment.checks import UNKNOWN_LABELS, check_known, check_policy, label_names_of
+from ganaug.augment.rows import draw_params, kept_rows, synthetic_rows
+from ganaug.augment.source import MAX_ATTEMPTS, fit_clips
 
-__all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "synthetic_rows", "kept_rows", "MODES",
-           "UNKNOWN_LABELS"]
+__all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
 
 MODES = ("replace", "append")
 SHORT = 0.9  # a batch shorter than this share of the generator's clip (at the batch's rate) crops it: say the rate
-
-
-def draw_params(batch_size: int, p: float, generator: torch.Generator | None = None) -> dict:
-    """The random choices of one call, drawn apart from the work: which rows (``mask``) and
-    the seed of each row's synthetic clip (``seeds``), both ``(batch_size,)`` on the CPU.
-
-    In a DataLoader worker a seeded ``generator`` is first turned into that worker's own stream
-    (:func:`~ganaug.augment.checks.worker_generator`), so workers never draw the same clips.
-    """
-    generator = worker_generator(generator)
-    device = generator.device if generator is not None else "cpu"
-    mask = torch.rand(batch_size, generator=generator, device=device) < p
-    seeds = torch.randint(0, MAX_SEED, (batch_size,), generator=generator, device=device)
-    return {"mask": mask.cpu(), "seeds": seeds.cpu()}
-
-
-def synthetic_rows(mask, known) -> list[int]:
-    """THE choice of the rows that get a synthetic clip: drawn (``mask``) and of a label the
-    generator knows (``known``; ``None``: all)."""
-    return [r for r, drawn in enumerate(mask.tolist() if isinstance(mask, torch.Tensor) else mask)
-            if drawn and (known is None or known[r])]
-
-
-def kept_rows(accepted) -> list[int]:
-    """THE rule for a clip the label filter rejected at every try: positions (into the rows asked
-    for) that keep their synthetic clip. A rejected row gets none: it stays real (replace mode,
-    ``hf_transform``) or adds no row (append mode, ``hf_map``)."""
-    return [k for k, ok in enumerate(accepted.tolist() if isinstance(accepted, torch.Tensor) else accepted) if ok]
 
 
 def gan_augment(wavs, names, source, params, mode="replace", lengths=None, sample_rate=None, known=None, device=None):
