@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     _filter_arguments(p, "keep a clip only when")
+    p.add_argument("--data_folder", "--data", dest="data_folder", type=_folder, default=None,
+                   help="the generator's training data, when the folder its config.json names is not here (to train "
+                        "the default filter classifier for --min_confidence)")
 
     p = sub.add_parser("evaluate", help="IS, FID, NN distances and label accuracy of a generator",
                        description="Score a generator against real held-out speakers; writes OUT/metrics.json.")

@@ -198,8 +198,8 @@ def test_bad_batches(aug):
         aug(batch(4), ["yes", "no", "yes"])
     with pytest.raises(ValueError, match="dtype torch.int16.*wavs.float\\(\\) / 32768"):
         aug((batch(2) * 32767).to(torch.int16), ["yes", "no"])
-    with pytest.raises(ValueError, match="expected \\(batch, time\\)"):
-        aug(batch(2).unsqueeze(1), ["yes", "no"])
+    with pytest.raises(ValueError, match="expected \\(batch, time\\) or mono \\(batch, 1, time\\).*wavs.mean\\(1\\)"):
+        aug(torch.stack([batch(2), batch(2)], dim=1), ["yes", "no"])  # stereo (batch, 2, time)
     with pytest.raises(ValueError, match="pass label_names="):
         aug(batch(2), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="label index 5 is outside label_names"):
@@ -232,3 +232,82 @@ def test_float_labels_are_an_error_not_a_class(aug):
         aug(batch(2), torch.tensor([0.7, 1.0]), label_names=["yes", "no"])
     out, _ = aug(batch(2), [0, 1], label_names=["yes", "no"])  # whole numbers still work
     assert out.shape == (2, 16000)
+
+
+# -- issue 24: a drop-in for other pipelines -----------------------------------------------------
+def test_torchaudio_mono_batches_b_1_t_come_back_in_their_shape(cond):
+    aug = GanAugment(cond, p=0.5)
+    wavs, labels = batch(6), ["yes", "no", "yes", "no", "no", "yes"]
+    params = aug.draw_params(6, torch.Generator().manual_seed(3))
+    flat, _ = aug(wavs, labels, params=params)
+    out, out_labels = aug(wavs.unsqueeze(1), labels, params=params)
+    assert out.shape == (6, 1, 16000) and out_labels is labels
+    torch.testing.assert_close(out[:, 0], flat)
+    out, lens, labels_out = aug(wavs.unsqueeze(1), labels, params=params, mode="append")
+    rows = params["mask"].nonzero().flatten().tolist()
+    assert out.shape == (6 + len(rows), 1, 16000) and labels_out == labels + [labels[r] for r in rows]
+
+
+def test_a_batch_at_another_rate_is_an_error_unless_the_rate_is_given(cond, mini_sc):
+    """Issue 24: 8 kHz batches without sample_rate= were filled with 16 kHz clips cropped to half a second."""
+    eight_k = KeywordDataset(mini_sc, labels=["yes", "no"], sample_rate=8000, num_samples=8000)
+    item = next(iter(torch.utils.data.DataLoader(eight_k, batch_size=4)))
+    with pytest.raises(ValueError, match=r"8000 samples per row.*16384 samples at 16000 Hz.*pass sample_rate= "
+                                         r"\(e.g. sample_rate=8000.*sample_rate=16000 to crop"):
+        GanAugment(cond, p=1.0, label_names=eight_k.label_names)(item["wav"], item["label"])
+    aug = GanAugment(cond, p=1.0, label_names=eight_k.label_names, sample_rate=8000)
+    wavs, lens, _ = aug(item["wav"], item["label"], lengths=torch.ones(4))
+    assert wavs.shape == (4, 8000) and torch.allclose(lens, torch.ones(4))  # 8192 resampled samples, cropped by 192
+    out, _ = GanAugment(cond, p=1.0, sample_rate=16000)(batch(2, t=8000), ["yes", "no"])  # said: a crop
+    assert out.shape == (2, 8000)
+    assert GanAugment(cond, p=1.0)(batch(2, t=16000), ["yes", "no"])[0].shape == (2, 16000)  # 1 s: fits
+
+
+class SeededCollate:
+    """A collate_fn that applies GanAugment with one seeded generator (as a user writes it)."""
+
+    def __init__(self, aug, seed):
+        self.aug, self.generator = aug, torch.Generator().manual_seed(seed)
+
+    def __call__(self, items):
+        batch = torch.utils.data.default_collate(items)
+        return self.aug(batch["wav"], batch["label"], generator=self.generator)[0]
+
+
+def test_a_seeded_generator_draws_other_clips_in_each_worker_and_repeats(cond, mini_sc):
+    """Issue 24: with 2 workers the same seeded generator gave each worker the same clips."""
+    real = KeywordDataset(mini_sc, labels=["yes"], num_samples=16000)   # one label: equal seeds = equal clips
+    real = torch.utils.data.Subset(real, range(8))
+    aug = GanAugment(cond, p=1.0, label_names=["yes"])
+
+    def run():
+        loader = torch.utils.data.DataLoader(real, batch_size=2, num_workers=2, collate_fn=SeededCollate(aug, 0),
+                                             generator=torch.Generator().manual_seed(1))
+        return torch.cat(list(loader))
+
+    first, again = run(), run()
+    assert len({tuple(w[::500].tolist()) for w in first}) == 8   # 8 distinct clips over the two workers
+    torch.testing.assert_close(first, again)                      # and the same ones on a rerun
+    main = SeededCollate(aug, 0)
+    assert torch.equal(main([real[0], real[1]]), SeededCollate(aug, 0)([real[0], real[1]]))  # main process unchanged
+
+
+def test_one_unknown_label_rule_for_every_path(cond, mini_sc):
+    """Issue 23.4: check_known is the one rule; GanAugment, GanMixDataset and the HF rows say the same."""
+    from ganaug import GanMixDataset
+    from ganaug.augment.checks import check_known
+
+    assert check_known(["yes", "maybe", "no"], ["yes", "no"], "keep") == [True, False, True]
+    with pytest.raises(ValueError, match=r"labels \['maybe'\] are not known to the generator \(it knows \['no', "
+                                         r"'yes'\]\); pass --gan_unknown_labels=keep"):
+        check_known(["yes", "maybe"], ["yes", "no"], "error", keep="--gan_unknown_labels=keep")
+    messages = []
+    for attempt in (lambda: GanAugment(cond, p=1.0)(batch(2), ["yes", "_silence_"]),
+                    lambda: GanMixDataset(KeywordDataset(mini_sc, labels=["yes", "_silence_"]), cond),
+                    lambda: GanAugment(cond).hf_transform(p=1.0)({"audio": [{"array": batch(1)[0].numpy(),
+                                                                              "sampling_rate": 16000}],
+                                                                   "label": ["_silence_"]})):
+        with pytest.raises(ValueError) as err:
+            attempt()
+        messages.append(str(err.value))
+    assert len(set(messages)) == 1 and "['_silence_'] are not known" in messages[0]

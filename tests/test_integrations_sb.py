@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,8 @@ def test_yaml_brain_trains_with_gan_augment_and_augmenter(mini_sc, bank):
         hp = load_hyperpyyaml(f, {"gan_ckpt": str(bank.path), "gan_p": 1.0})
     assert isinstance(hp["gan_augment"], GanAugment) and hp["gan_augment"].p == 1.0
     real = KeywordDataset(mini_sc, labels=["yes", "no"], num_samples=16000)
+    hp["label_encoder"].update_from_iterable(real.label_names)   # as the recipe's dataio_prep fills it
+    assert hp["gan_augment"].label_encoder is hp["label_encoder"]
     real = torch.utils.data.Subset(real, list(range(0, len(real), 3)))  # a few steps
     loader = torch.utils.data.DataLoader(real, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0))
     model = torch.nn.Sequential(torch.nn.Conv1d(1, 4, 400, stride=160), torch.nn.ReLU(),
@@ -74,10 +77,14 @@ def test_inside_augmenter_labels_follow_rows(bank):
     gan = GanAugment(bank=bank, p=1.0, label_names=["yes", "no"])
     labels = torch.tensor([[0], [1], [1], [0], [1]])  # (batch, 1), as SpeechBrain encoders give them
     wavs, lens = torch.zeros(5, 16000), torch.ones(5)
+    with pytest.warns(UserWarning, match=r"fixed list \['yes', 'no'\].*label_names: !ref <label_encoder>"):
+        augment(Augmenter(augmentations=[gan]), wavs, lens, labels)   # said once per GanAugment
     for kwargs in ({"concat_original": True}, {"concat_original": True, "augment_start_index": 2},
                    {"parallel_augment": True, "concat_original": False, "repeat_augment": 2}):
         augmenter = Augmenter(augmentations=[gan], **kwargs)
-        out, out_lens, out_labels = augment(augmenter, wavs, lens, labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out, out_lens, out_labels = augment(augmenter, wavs, lens, labels)
         assert len(out) == len(out_labels) == len(out_lens)
         for w, y in zip(out, out_labels.flatten()):
             assert torch.all(w == 0) or from_bank(bank, w, y)
@@ -98,3 +105,42 @@ def test_standalone_call_forms_and_errors(bank):
         augment(Augmenter(augmentations=[append]), wavs, lens, labels)
     gan.eval()
     assert gan(wavs, lens, labels)[0] is wavs
+
+
+def test_an_augmenter_that_never_selects_gan_augment_is_an_error(bank):
+    """Issue 24: appended after max_augmentations with shuffle_augmentations: False (the recipe's
+    setting), GanAugment was silently never applied."""
+    from speechbrain.augment.time_domain import DropChunk, DropFreq
+
+    gan = GanAugment(bank=bank, p=1.0, label_names=["yes", "no"])
+    wavs, lens, labels = torch.rand(4, 16000) - 0.5, torch.ones(4), torch.tensor([0, 1, 0, 1])
+    late = Augmenter(parallel_augment=True, concat_original=True, shuffle_augmentations=False, min_augmentations=2,
+                     max_augmentations=2, augmentations=[DropFreq(), DropChunk(), gan])
+    with pytest.raises(ValueError, match="never applied.*max_augmentations=2.*number 3 of 3.*raise max_augmentations "
+                                         "to 3.*shuffle_augmentations: True"):
+        augment(late, wavs, lens, labels)
+    with pytest.raises(ValueError, match="never applied.*augment_prob=0"):
+        augment(Augmenter(augment_prob=0.0, augmentations=[gan]), wavs, lens, labels)
+    for fine in (Augmenter(parallel_augment=True, concat_original=True, min_augmentations=3, max_augmentations=3,
+                           augmentations=[DropFreq(), DropChunk(), gan]),
+                 Augmenter(shuffle_augmentations=True, min_augmentations=1, max_augmentations=1,
+                           augmentations=[DropFreq(), gan])):
+        out, _, out_labels = augment(fine, wavs, lens, labels)
+        assert len(out) == len(out_labels)
+
+
+def test_the_label_encoder_is_read_at_call_time_and_checked(bank):
+    from speechbrain.dataio.encoder import CategoricalEncoder
+
+    encoder = CategoricalEncoder()
+    gan = GanAugment(bank=bank, p=1.0, label_names=encoder, unknown_labels="keep")   # as YAML builds it: empty
+    wavs, lens = torch.zeros(3, 16000), torch.ones(3)
+    with pytest.raises(ValueError, match="CategoricalEncoder is empty; fill it before training.*load_or_create"):
+        gan(wavs, lens, torch.tensor([0, 1, 2]))
+    encoder.update_from_iterable(["no", "_silence_", "yes"])     # the recipe's order, not the generator's
+    out, _, labels = gan(wavs, lens, torch.tensor([[2], [1], [0]]))
+    assert from_bank(bank, out[0], 0) and from_bank(bank, out[2], 1) and torch.all(out[1] == 0)  # yes, _silence_, no
+    other = CategoricalEncoder()
+    other.update_from_iterable(["cat", "dog"])
+    with pytest.raises(ValueError, match=r"labels \['cat', 'dog'\] share none with the generator"):
+        GanAugment(bank=bank, p=1.0, label_names=other)(wavs[:2], lens[:2], torch.tensor([0, 1]))

@@ -162,7 +162,7 @@ def test_progress_bar_per_epoch_with_loss_and_valid_accuracy(mini_sc, tmp_path, 
 def test_unknown_generator_labels_are_an_error_before_training_or_kept(mini_sc, tmp_path, cache):
     torch.manual_seed(0)
     only_yes = save_generator(tmp_path / "yes_only", WaveGANGenerator(model_dim=8, label_names=["yes"]))
-    with pytest.raises(HparamsError, match=r"not \['no'\].*--gan_unknown_labels=keep"):
+    with pytest.raises(HparamsError, match=r"\['no'\] are not known.*--gan_unknown_labels=keep"):
         _run(mini_sc, tmp_path / "x", cache, gan_ckpt=str(only_yes))
     assert not (tmp_path / "x" / "results.json").exists()
     results = _run(mini_sc, tmp_path / "keep", cache, gan_ckpt=str(only_yes), gan_p=1.0, gan_unknown_labels="keep")

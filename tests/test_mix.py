@@ -65,7 +65,9 @@ def test_dataloader_workers_match_the_main_process(real, cond):
 
 def test_bank_and_per_keyword_sources(real, cond, tmp_path):
     generate_bank(cond, tmp_path / "bank", per_label=3, progress=False)
-    mix = GanMixDataset(real, tmp_path / "bank", ratio=0.25, seed=0)
+    with pytest.warns(UserWarning, match=r"holds fewer clips than one epoch draws \(no 3 for 5, yes 3 for 4\).*"
+                                         r"--per-label 5"):
+        mix = GanMixDataset(real, tmp_path / "bank", ratio=0.25, seed=0)
     item = mix[len(real)]
     assert item["synthetic"] and item["wav"].shape == (16384,)
     run = per_keyword_run(tmp_path)
@@ -83,7 +85,7 @@ def test_unknown_labels_and_bad_arguments(mini_sc, real, cond):
         GanMixDataset(real, cond, ratio=-1)
     with pytest.raises(ValueError, match="per_label has labels \\['maybe'\\]"):
         GanMixDataset(real, cond, per_label={"maybe": 2})
-    with pytest.raises(TypeError, match="KeywordDataset"):
+    with pytest.raises(TypeError, match="cannot read the labels of a list.*pass labels="):
         GanMixDataset([1, 2], cond)
 
 
@@ -176,3 +178,30 @@ def test_padding_policy_is_the_same_in_gan_augment_and_gan_mix_dataset(mini_sc, 
         torch.testing.assert_close(out[0], item["wav"])
         if num_samples > 16384:
             assert item["wav"][16384:].abs().sum() == 0 and item["wav"][:64].abs().sum() > 0  # zeros at the end
+
+
+def test_any_map_style_dataset_through_the_adapter_contract(real, cond):
+    """Issue 24.3: a Subset, or a dataset of other items (numpy audio under another key, string
+    labels), with synthetic items shaped like the real ones so that the default collate stacks both."""
+    import numpy as np
+
+    from ganaug.augment.source import fit_clips, mix_seed
+
+    sub = torch.utils.data.Subset(real, list(range(0, len(real), 2)))   # labels, rate and length found through it
+    mix = GanMixDataset(sub, cond, ratio=1.0)
+    assert mix.quotas == dict(Counter(real.label_names[real.labels[i]] for i in sub.indices))
+    assert mix[len(sub)]["wav"].shape == (real.num_samples,) and len(mix.real) == len(sub)
+    items = [{"audio": np.full((1, 8000), 0.1, np.float32), "word": word, "id": f"clip{i}"}
+             for i, word in enumerate(["yes", "no", "yes"])]
+    mix = GanMixDataset(items, cond, ratio=1.0, labels=[it["word"] for it in items], sample_rate=8000, wav_key="audio")
+    first = mix[3]
+    assert set(first) == {"audio", "word", "id", "synthetic"} and first["synthetic"] and first["id"] == ""
+    assert isinstance(first["audio"], np.ndarray) and first["audio"].shape == (1, 8000)
+    clip = mix.source.generate([first["word"]], [mix_seed(0, 0, 0)])   # the generator's clip of the item's label
+    np.testing.assert_allclose(first["audio"][0], fit_clips(clip, 16000, 8000, 8000)[0][0].numpy(), atol=1e-6)
+    batch = torch.utils.data.default_collate([mix[0], first])
+    assert batch["audio"].shape == (2, 1, 8000) and batch["synthetic"].tolist() == [False, True]
+    with pytest.raises(ValueError, match="dicts without a 'wav' key.*pass wav_key="):
+        GanMixDataset(items, cond, labels=["yes", "no", "yes"], sample_rate=8000)[3]
+    with pytest.raises(ValueError, match="labels has 2 entries for a dataset of 3 items"):
+        GanMixDataset(items, cond, labels=["yes", "no"], sample_rate=8000)

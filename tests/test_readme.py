@@ -75,12 +75,12 @@ def workdir(tmp_path_factory) -> Path:
         for f in (SHARED_DATA / "speech_commands" / label).glob("*.flac"):
             speakers.setdefault(f.name.split("_nohash_")[0], []).append(f)
     chosen = sorted(speakers, key=lambda s: (-len(speakers[s]), s))[:24]
-    for speaker in chosen:
+    for speaker in chosen:   # as WAV files, like the downloaded corpus (torchaudio's SPEECHCOMMANDS reads only those)
         for f in speakers[speaker]:
-            _copy(f, sc / f.parent.name / f.name)
+            _copy(f, sc / f.parent.name / f"{f.stem}.wav")
     for label, count in (("_silence_", 6), ("_unknown_", 12)):
         for f in sorted((SHARED_DATA / "speech_commands" / label).glob("*.flac"))[:count]:
-            _copy(f, sc / label / f.name)
+            _copy(f, sc / label / f"{f.stem}.wav")
     (sc / COMPLETE_MARKER).touch()
     fsdd = project / "data" / "fsdd"
     for f in sorted((SHARED_DATA / "fsdd").glob("*.wav")):
@@ -165,8 +165,14 @@ def test_readme_block_runs(index, runner, workdir):
     if "ganaug evaluate" in body:
         assert (workdir / "runs/cond/eval/metrics.json").is_file()
         assert (workdir / "runs/cond/report/index.html").is_file()
-    if "torch.Size([8, 16000])" in body:
-        assert "torch.Size([8, 16000]) [0, 1, 0, 1, 0, 1, 0, 1]" in result.stdout
+    if "replicate_labels(command).flatten()" in body:   # SpeechBrain: 4 rows x (original + 3 augmentations)
+        assert "torch.Size([16, 16000]) " + str([0, 1, 2, 3] * 4) in result.stdout
+    if "GanMixDataset(train_set" in body:               # torchaudio: (B, 1, 8000) batches, 0.5 synthetic per real
+        shape, real, mixed = re.search(r"torch.Size\(\[(\d+), 1, 8000\]\) (\d+) (\d+)", result.stdout).groups()
+        assert int(real) < int(mixed) <= int(real) * 1.5 + 10
+    if "hf_map(ratio=0.5" in body:                      # HF: synthetic rows in the train split only
+        raw, train, synthetic, test = map(int, result.stdout.split()[-4:])
+        assert train == raw + synthetic and 0 < synthetic <= raw // 2 + 1 and test > 0
     if "['zero', 'one', 'two']" in body:
         assert "['zero', 'one', 'two']" in result.stdout
     if "ganaug listen ../shared" in body:

@@ -4,9 +4,10 @@ the one generator source they share (load, sample, resample, fit length, label f
 from ganaug.augment.bank import SyntheticBank, generate_bank, make_source
 from ganaug.augment.filter import LabelFilter, default_filter_dir
 from ganaug.augment.mix import GanMixDataset
-from ganaug.augment.source import FilteredSource, GeneratorSource, fit_clips, synthesize, with_filter
-from ganaug.augment.transform import GanAugment, draw_params, gan_augment
+from ganaug.augment.source import ClipSource, FilteredSource, GeneratorSource, fit_clips, synthesize, with_filter
+from ganaug.augment.rows import draw_params
+from ganaug.augment.transform import GanAugment, gan_augment
 
-__all__ = ["GanAugment", "GanMixDataset", "SyntheticBank", "GeneratorSource", "FilteredSource", "LabelFilter",
+__all__ = ["GanAugment", "GanMixDataset", "SyntheticBank", "ClipSource", "GeneratorSource", "FilteredSource", "LabelFilter",
            "make_source", "with_filter", "synthesize", "fit_clips", "default_filter_dir", "generate_bank",
            "draw_params", "gan_augment"]

@@ -197,12 +197,19 @@ class SyntheticBank:
         clips = self.clips(label)
         return clips[torch.randint(0, clips.shape[0], (n,), generator=generator)].clone()
 
+    def load(self, device=None) -> "SyntheticBank":
+        """The source interface: nothing to load ahead (each label's clips load on first use)."""
+        return self
+
+    def check_names(self, names) -> None:
+        unknown = sorted({str(n) for n in names if n not in self._files})
+        if unknown:
+            raise ValueError(f"labels {unknown} are not in the bank {self.path}; it holds {self.label_names}")
+
     def generate(self, names, seeds, device=None) -> torch.Tensor:
         """The source interface: clip ``seeds[i] mod count`` of ``names[i]`` for every row."""
         names, seeds = list(names), [int(s) for s in seeds]
-        unknown = sorted({n for n in names if n not in self._files})
-        if unknown:
-            raise ValueError(f"labels {unknown} are not in the bank {self.path}; it holds {self.label_names}")
+        self.check_names(names)
         rows = [self.clips(name)[seed % self.clips(name).shape[0]] for name, seed in zip(names, seeds)]
         out = torch.stack(rows) if rows else torch.empty(0, int(self.num_samples or 0))
         return out if device is None else out.to(device)

@@ -1,4 +1,5 @@
-"""Checks of the arguments every augmentation path shares: label names of a batch, ratios."""
+"""Checks of the arguments every augmentation path shares: label names of a batch, the
+unknown-label rule, ratios."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from numbers import Integral, Real
 
 import torch
 
-__all__ = ["label_names_of", "check_ratio", "MAX_RATIO"]
+__all__ = ["label_names_of", "check_ratio", "check_policy", "check_known", "MAX_RATIO", "UNKNOWN_LABELS"]
 
 MAX_RATIO = 1000.0  # synthetic items per real item; more is a typo, not a request (it would fill the memory)
+UNKNOWN_LABELS = ("error", "keep")  # what a label the generator does not know does
 
 
 def label_names_of(labels, label_names=None, batch_size: int | None = None) -> list[str]:
@@ -55,3 +57,27 @@ def check_ratio(ratio, name: str = "ratio") -> float:
         raise ValueError(f"{name}={ratio!r}: at most {MAX_RATIO:g} synthetic items per real item; for a purely "
                          f"synthetic set write a bank with `ganaug generate CKPT --per-label N` instead")
     return float(ratio)
+
+
+def check_policy(unknown_labels: str, name: str = "unknown_labels") -> str:
+    """``unknown_labels`` if it is one of :data:`UNKNOWN_LABELS`, else a one-line error."""
+    if unknown_labels not in UNKNOWN_LABELS:
+        raise ValueError(f"{name}={unknown_labels!r}: choose 'error' (a label the generator does not know raises) "
+                         f"or 'keep' (its rows stay real)")
+    return unknown_labels
+
+
+def check_known(names, known, policy: str, keep: str = "unknown_labels='keep'") -> list[bool]:
+    """THE unknown-label rule: which of ``names`` the generator knows (``known``), one bool per name.
+
+    With ``policy="error"`` a name it does not know is a ValueError that names them, what the
+    generator knows, and ``keep`` (how this caller spells the way out); with ``"keep"`` such rows
+    get no synthetic clip and stay real.
+    """
+    known = set(known)
+    verdict = [name in known for name in names]
+    if policy == "error" and not all(verdict):
+        unknown = sorted({str(n) for n, k in zip(names, verdict) if not k})
+        raise ValueError(f"labels {unknown} are not known to the generator (it knows {sorted(known)}); pass {keep} "
+                         f"to give them no synthetic clips (their rows stay real), or use a generator trained on them")
+    return verdict

@@ -24,6 +24,12 @@ Both take ``min_confidence=`` / ``filter_classifier=`` (label-consistency filter
 :func:`ganaug.augment.source.with_filter`; default: the GanAugment's own): a row none of whose
 tries the filter accepts gets no twin (map) or stays real (transform).
 
+Both take raw audio, before any feature extraction, and belong on the TRAINING split only
+(``hf_map`` before ``train_test_split`` would put synthetic rows into the test split).
+``hf_transform`` is for ``with_transform``/``set_transform`` only: run inside ``Dataset.map`` it
+would be one cached draw, so there it is an error that says how to compose it with the
+feature extraction instead.
+
 ``Dataset.map(..., num_proc=N)`` forks workers; a forked child that runs torch with the
 parent's OpenMP thread pool can block forever in libgomp, so in a child process these functions
 set ``torch.set_num_threads(1)`` before any torch work.
@@ -34,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from numbers import Real
 
 import numpy as np
@@ -41,8 +48,9 @@ import soundfile as sf
 import torch
 
 from ganaug.audio import prepare_audio
-from ganaug.augment.checks import check_ratio, label_names_of
+from ganaug.augment.checks import check_known, check_ratio, label_names_of
 from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, mix_seed, with_filter
+from ganaug.augment.rows import draw_params, kept_rows, synthetic_rows
 
 __all__ = ["HFMap", "HFTransform"]
 
@@ -52,6 +60,20 @@ _MAIN_PID = os.getpid()  # the process that imported ganaug: map workers forked 
 def _one_thread_in_forked_child() -> None:
     if os.getpid() != _MAIN_PID and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+FEATURE_COLUMNS = {"input_values", "input_features", "attention_mask"}  # what HF feature extractors return
+
+
+def _inside_dataset_map() -> bool:
+    """Whether ``datasets.Dataset.map`` is on the call stack (it applies a dataset's transform to
+    its inputs and caches the result). datasets has no public way to tell; this reads frames."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_map_single" and frame.f_globals.get("__name__", "").startswith("datasets."):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _label_names(batch, label_column, features):
@@ -85,8 +107,11 @@ def _audio_info(value, name):
     if isinstance(value, dict) and (value.get("bytes") or value.get("path")):
         info = sf.info(io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"])
         return int(info.samplerate), int(info.frames), "bytes"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        raise ValueError(f"{name}: holds a bare {type(value).__name__} of numbers, not audio: hf_map/hf_transform work "
+                         f"on raw audio (a datasets.Audio column), so apply them before the feature extraction's map")
     raise ValueError(f"{name}: audio values must be {{'array', 'sampling_rate'}} or {{'bytes', 'path'}} dicts "
-                     f"(cast the column with datasets.Audio(decode=False)); got {type(value).__name__}")
+                     f"(a datasets.Audio() column, or Audio(decode=False)); got {type(value).__name__}")
 
 
 def _to_value(clip: np.ndarray, kind: str, rate: int, name: str):
@@ -111,7 +136,10 @@ class _Base:
         _one_thread_in_forked_child()
         for column in (self.audio_column, self.label_column):
             if column not in batch:
-                raise ValueError(f"column {column!r} is not in the dataset (columns: {list(batch.keys())}); "
+                features = sorted(set(batch) & FEATURE_COLUMNS)
+                after = (f" (it holds features {features}: hf_map/hf_transform work on raw audio, so apply them "
+                         f"before the feature extraction)") if features else ""
+                raise ValueError(f"column {column!r} is not in the dataset (columns: {list(batch.keys())}){after}; "
                                  f"pass audio_column= / label_column=")
         if not isinstance(batch[self.label_column], (list, tuple)) and not hasattr(batch[self.label_column], "__array__"):
             raise ValueError(f"{type(self).__name__} got one row, not a batch: call Dataset.map(..., batched=True) "
@@ -124,12 +152,7 @@ class _Base:
         return label_names_of(values, names)
 
     def _known(self, names):
-        known = [n in self.source.label_names for n in names]
-        if not all(known) and self.unknown_labels == "error":
-            unknown = sorted({n for n, k in zip(names, known) if not k})
-            raise ValueError(f"labels {unknown} are not known to the generator (it knows {self.source.label_names}); "
-                             f"build the GanAugment with unknown_labels='keep' to leave those rows alone")
-        return known
+        return check_known(names, self.source.label_names, self.unknown_labels)
 
     def _audio(self, batch) -> list:
         return [_mono(v, f"{self.audio_column}[{r}]") for r, v in enumerate(batch[self.audio_column])]
@@ -203,7 +226,7 @@ class HFMap(_Base):
         g = torch.Generator().manual_seed(self._batch_seed(audio, names, indices))
         seeds = torch.randint(0, MAX_SEED, (len(rows),), generator=g).tolist()
         values, accepted = self._synthesize(audio, rows, names, seeds)
-        kept = [k for k, ok in enumerate(accepted) if ok]
+        kept = kept_rows(accepted)
         for column in out:
             if column == self.audio_column:
                 out[column] += [values[k] for k in kept]
@@ -232,20 +255,24 @@ class HFTransform(_Base):
         self.p, self.generator = float(p), generator
 
     def __call__(self, batch):
+        if _inside_dataset_map():
+            raise ValueError("hf_transform runs inside Dataset.map, which would write one draw of it into its cache "
+                             "(no fresh clips per epoch): for fresh clips, do the feature extraction in the transform, "
+                             "ds.with_transform(lambda b: prepare(transform(b))); for cached synthetic rows, "
+                             "ds.map(aug.hf_map(ratio=...), batched=True) before the feature extraction")
         names = self._names(batch)
         known = self._known(names)
-        mask = torch.rand(len(names), generator=self.generator) < self.p
-        rows = [r for r in range(len(names)) if mask[r] and known[r]]
-        seeds = torch.randint(0, MAX_SEED, (len(rows),), generator=self.generator).tolist()
+        params = draw_params(len(names), self.p, self.generator)   # per-worker streams in DataLoader workers
+        rows = synthetic_rows(params["mask"], known)
+        seeds = params["seeds"][rows].tolist() if rows else []
         out = {k: list(v) for k, v in batch.items()}
         audio = out[self.audio_column] = self._audio(batch)
         values, accepted = self._synthesize(audio, rows, names, seeds)
         replaced = set()
-        for r, value, ok in zip(rows, values, accepted):
-            if not ok:
-                continue
+        for k in kept_rows(accepted):
+            r = rows[k]
             replaced.add(r)
-            out[self.audio_column][r] = value
+            out[self.audio_column][r] = values[k]
             for column in out:
                 if column not in (self.audio_column, self.label_column):
                     out[column][r] = None

@@ -1,10 +1,8 @@
 """The one generator source: load, sample, resample, fit length, filter.
 
-A *source* has ``label_names``, ``sample_rate``, ``num_samples``, ``fingerprint()``,
-``generate(names, seeds, device=None) -> (n, num_samples)`` float32 in [-1, 1] and
-``sample(names, seeds, device=None) -> (clips, accepted)``: row ``i`` is a pure function of
-``(names[i], seeds[i])`` (and, filtered, of the filter and its threshold), whatever the batch
-around it. :class:`GeneratorSource` runs G; :class:`ganaug.augment.bank.SyntheticBank` draws
+A *source* is a :class:`ClipSource` (a ``typing.Protocol``): row ``i`` of ``generate`` and
+``sample`` is a pure function of ``(names[i], seeds[i])`` (and, filtered, of the filter and its
+threshold), whatever the batch around it. :class:`GeneratorSource` runs G; :class:`ganaug.augment.bank.SyntheticBank` draws
 pre-generated clips with the same calls; :class:`FilteredSource` wraps either with a
 label-consistency filter (rejection sampling). :func:`fit_clips` is the one resample/crop/pad
 policy and :func:`synthesize` the one "clips of these labels, seeded, at this rate and length"
@@ -19,6 +17,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -28,8 +27,9 @@ from ganaug.augment.filter import (LabelFilter, check_min_confidence, default_fi
 from ganaug.checkpoint import (CONFIG_FILE, WEIGHTS_FILE, CheckpointError, find_checkpoints, load_generator,
                                read_config)
 from ganaug.functional import sample_latents
+from ganaug.models.family import GeneratorFamily
 
-__all__ = ["GeneratorSource", "FilteredSource", "with_filter", "synthesize", "fit_clips", "row_generator", "mix_seed",
+__all__ = ["ClipSource", "GeneratorSource", "FilteredSource", "with_filter", "synthesize", "fit_clips", "row_generator", "mix_seed",
            "attempt_seed", "MAX_SEED", "MAX_ATTEMPTS"]
 
 MAX_SEED = 2**62
@@ -51,6 +51,38 @@ def attempt_seed(seed: int, attempt: int) -> int:
 
 def row_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+    """What GanAugment, GanMixDataset, the HF rows, banks and metrics need from synthetic clips.
+
+    Implemented by :class:`GeneratorSource` (runs G), :class:`ganaug.augment.bank.SyntheticBank`
+    (pre-generated clips) and :class:`FilteredSource` (either, behind a label filter).
+    """
+
+    label_names: list[str]      # the labels it can make clips of
+    sample_rate: int            # of its clips
+    num_samples: int | None     # length of its clips (None: a hand-made bank of mixed lengths)
+
+    def fingerprint(self) -> str:
+        """Stable id of what the clips are made from (for caches: HF map's fingerprint)."""
+
+    def check_names(self, names) -> None:
+        """A one-line ValueError naming the labels of ``names`` it cannot make."""
+
+    def load(self, device=None) -> "ClipSource":
+        """Load what it needs now (a damaged checkpoint fails here, not mid-epoch); returns itself."""
+
+    def filter_config(self) -> dict:
+        """What its default label filter is found from (:func:`ganaug.augment.filter.default_filter_dir`)."""
+
+    def generate(self, names, seeds, device=None) -> torch.Tensor:
+        """``(len(names), num_samples)`` float32 clips in [-1, 1], unfiltered."""
+
+    def sample(self, names, seeds, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(clips, accepted)``: clips as :meth:`generate` and an ``(n,)`` bool mask (False: no
+        clip of that row passed the filter; the caller keeps the row real)."""
 
 
 def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_samples: int) -> tuple[torch.Tensor, int]:
@@ -137,7 +169,7 @@ class GeneratorSource:
         self.sample_rate, self.num_samples = (int(v) for v in rates.pop())
         self.configs = configs
         self.label_names = [n for n in self.entries if n is not None]
-        self._models: dict[str, torch.nn.Module] = {}
+        self._models: dict[str, GeneratorFamily] = {}
 
     # -- pickling: paths travel, weights do not --------------------------------------------
     def __getstate__(self):
@@ -167,11 +199,11 @@ class GeneratorSource:
             self._model(path, device)
         return self
 
-    def model(self, name=None) -> torch.nn.Module:
+    def model(self, name=None) -> GeneratorFamily:
         """The generator module that makes clips of ``name`` (``None``: an unconditional one)."""
         return self._model(self.entries[name][0], None)
 
-    def _model(self, path: Path, device) -> torch.nn.Module:
+    def _model(self, path: Path, device) -> GeneratorFamily:
         model = self._models.get(str(path))
         if model is None:
             model = self._models[str(path)] = load_generator(path)
@@ -242,16 +274,18 @@ class FilteredSource:
         self.accepted: dict[str, int] = {}
         self._warned: set[str] = set()
 
-    def __getattr__(self, name):  # load(), model(), check_names(), configs, path ... of the wrapped source
-        if name.startswith("__") or name == "source":
-            raise AttributeError(name)
-        return getattr(self.source, name)
+    def check_names(self, names) -> None:
+        self.source.check_names(names)
+
+    def load(self, device=None) -> "FilteredSource":
+        self.source.load(device)
+        return self
+
+    def filter_config(self) -> dict:
+        return self.source.filter_config()
 
     def __getstate__(self):  # settings travel, counters do not (a stable pickle: HF map's cache key)
         return {**self.__dict__, "tried": {}, "accepted": {}, "_warned": set()}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
     def fingerprint(self) -> str:
         key = f"{self.source.fingerprint()}|{self.filter.fingerprint()}|{self.max_attempts}"

@@ -13,22 +13,14 @@ import torch
 from torch import nn
 
 from ganaug.augment.bank import make_source
-from ganaug.augment.checks import label_names_of
-from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips
+from ganaug.augment.checks import UNKNOWN_LABELS, check_known, check_policy, label_names_of
+from ganaug.augment.rows import draw_params, kept_rows, synthetic_rows
+from ganaug.augment.source import MAX_ATTEMPTS, fit_clips
 
 __all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
 
 MODES = ("replace", "append")
-UNKNOWN_LABELS = ("error", "keep")
-
-
-def draw_params(batch_size: int, p: float, generator: torch.Generator | None = None) -> dict:
-    """The random choices of one call, drawn apart from the work: which rows (``mask``) and
-    the seed of each row's synthetic clip (``seeds``), both ``(batch_size,)`` on the CPU."""
-    device = generator.device if generator is not None else "cpu"
-    mask = torch.rand(batch_size, generator=generator, device=device) < p
-    seeds = torch.randint(0, MAX_SEED, (batch_size,), generator=generator, device=device)
-    return {"mask": mask.cpu(), "seeds": seeds.cpu()}
+SHORT = 0.9  # a batch shorter than this share of the generator's clip (at the batch's rate) crops it: say the rate
 
 
 def gan_augment(wavs, names, source, params, mode="replace", lengths=None, sample_rate=None, known=None, device=None):
@@ -38,18 +30,15 @@ def gan_augment(wavs, names, source, params, mode="replace", lengths=None, sampl
     (replaced in place of a copy, or appended after the batch in that order); with a filtered
     source, rows none of whose tries the filter accepted are left out of ``rows``.
     """
-    mask = params["mask"].clone()
-    if known is not None:
-        mask &= torch.tensor(known, dtype=torch.bool)
-    rows = mask.nonzero().flatten()
+    rows = torch.tensor(synthetic_rows(params["mask"], known), dtype=torch.long)
     if rows.numel() == 0:
         return wavs, lengths, rows
     work_device = device if device is not None else wavs.device
     clips, accepted = source.sample([names[r] for r in rows.tolist()], params["seeds"][rows].tolist(), work_device)
-    if not bool(accepted.all()):  # a filtered source gave up on these rows: they stay real
-        rows, clips = rows[accepted], clips[accepted.to(clips.device)]
-        if rows.numel() == 0:
-            return wavs, lengths, rows
+    kept = torch.tensor(kept_rows(accepted), dtype=torch.long)
+    rows, clips = rows[kept], clips[kept.to(clips.device)]
+    if rows.numel() == 0:
+        return wavs, lengths, rows
     clips, valid = fit_clips(clips, source.sample_rate, sample_rate or source.sample_rate, wavs.shape[-1])
     clips = clips.to(device=wavs.device, dtype=wavs.dtype)
     new_lens = None
@@ -84,7 +73,8 @@ def _concat(labels, extra):
 class GanAugment(nn.Module):
     """Synthetic keyword clips as a data augmentation, torchaudio style.
 
-    ``aug(wavs, labels)`` replaces each row of ``wavs`` ``(batch, time)`` with probability ``p``
+    ``aug(wavs, labels)`` replaces each row of ``wavs`` ``(batch, time)`` (or torchaudio's
+    ``(batch, 1, time)``, returned in that shape) with probability ``p``
     by a synthetic clip *of that row's own label*; ``mode="append"`` adds the synthetic clips as
     extra rows and returns ``(wavs, lengths, labels)``.
 
@@ -97,6 +87,8 @@ class GanAugment(nn.Module):
         bank: a :class:`SyntheticBank` or its folder: draw pre-generated clips instead of running G.
         unknown_labels: ``"error"`` (a label G does not know raises) or ``"keep"`` (such rows pass through).
         sample_rate: rate of the batches (default: the generator's); synthetic clips are resampled to it.
+            Left out, a batch much shorter than the generator's clip (e.g. 8000 samples of an 8 kHz
+            pipeline against 16384 at 16 kHz) is an error that asks for it, never a silent crop.
         label_names: the dataset's label names in index order, for labels given as indices.
         min_confidence: label-consistency filter (None/0: off): a row gets a synthetic clip only
             if a classifier gives the row's label a posterior >= this; up to ``max_attempts``
@@ -120,8 +112,7 @@ class GanAugment(nn.Module):
             raise ValueError(f"p={p!r}: must be a probability in [0, 1] (e.g. p=0.5)")
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: choose one of {MODES}")
-        if unknown_labels not in UNKNOWN_LABELS:
-            raise ValueError(f"unknown_labels={unknown_labels!r}: choose 'error' (raise) or 'keep' (pass such rows through)")
+        check_policy(unknown_labels)
         if sample_rate is not None and (isinstance(sample_rate, bool) or int(sample_rate) <= 0):
             raise ValueError(f"sample_rate={sample_rate!r}: give the batches' rate in Hz (e.g. 16000) or None")
         try:
@@ -130,9 +121,10 @@ class GanAugment(nn.Module):
             raise ValueError(f"device={device!r}: not a torch device; use 'cpu', 'cuda', 'cuda:0' or None") from err
         self.p, self.mode, self.unknown_labels = float(p), mode, unknown_labels
         self.source = make_source(ckpt, bank, min_confidence, filter_classifier, max_attempts)
-        if hasattr(self.source, "load") and self.p > 0:
+        if self.p > 0:
             self.source.load(self.device)  # a damaged checkpoint fails here, not mid-epoch
         self.sample_rate = int(sample_rate) if sample_rate is not None else self.source.sample_rate
+        self.rate_given = sample_rate is not None  # else a batch that does not fit the generator's rate is an error
         self.label_names = None if label_names is None else list(getattr(label_names, "names", label_names))
 
     @property
@@ -149,23 +141,33 @@ class GanAugment(nn.Module):
         if not wavs.is_floating_point():
             raise ValueError(f"wavs has dtype {wavs.dtype}: GanAugment needs float audio in [-1, 1]; "
                              f"convert with wavs.float() / 32768 for 16-bit PCM")
-        if wavs.dim() != 2:
-            raise ValueError(f"wavs has shape {tuple(wavs.shape)}: expected (batch, time); squeeze the channel "
-                             f"dimension of mono audio with wavs.squeeze(1)")
+        if wavs.dim() != 2 and not (wavs.dim() == 3 and wavs.shape[1] == 1):
+            raise ValueError(f"wavs has shape {tuple(wavs.shape)}: expected (batch, time) or mono (batch, 1, time); "
+                             f"downmix multichannel audio first, e.g. wavs.mean(1)")
 
     def _check(self, wavs, labels, label_names):
         names = label_names_of(labels, label_names if label_names is not None else self.label_names, wavs.shape[0])
-        known = [n in self.source.label_names for n in names]
-        if not all(known) and self.unknown_labels == "error":
-            unknown = sorted({n for n, k in zip(names, known) if not k})
-            raise ValueError(f"labels {unknown} are not known to the generator (it knows {self.known_labels}); "
-                             f"pass unknown_labels='keep' to let those rows through, or use a generator trained on them")
-        return names, known
+        return names, check_known(names, self.source.label_names, self.unknown_labels)
+
+    def _check_rate(self, num_samples: int, sample_rate: int | None) -> None:
+        """A batch much shorter than the generator's clip at the batch's rate, with no rate given: most
+        likely a pipeline at another rate (8 kHz), where a crop would be a fraction of the word, sped up."""
+        length = self.source.num_samples
+        if sample_rate is not None or self.rate_given or not length:
+            return
+        seconds = int(length) / self.source.sample_rate
+        if num_samples < SHORT * seconds * self.sample_rate:
+            rate = self.sample_rate
+            raise ValueError(
+                f"wavs has {num_samples} samples per row, but the generator's clips are {int(length)} samples at "
+                f"{rate} Hz ({seconds:.2f} s): if the batches are at another rate pass sample_rate= (e.g. "
+                f"sample_rate=8000; clips are resampled to it); if they really are {num_samples / rate:.2f} s at "
+                f"{rate} Hz, pass sample_rate={rate} to crop clips to their middle")
 
     def forward(self, wavs: torch.Tensor, labels, lengths: torch.Tensor | None = None, *, label_names=None,
                 mode: str | None = None, generator: torch.Generator | None = None, params: dict | None = None,
                 sample_rate: int | None = None):
-        """Args: ``wavs`` float ``(batch, time)``; ``labels`` names or indices (with ``label_names``);
+        """Args: ``wavs`` float ``(batch, time)`` or ``(batch, 1, time)``; ``labels`` names or indices (with ``label_names``);
         ``lengths`` relative (float, SpeechBrain) or absolute (int) lengths ``(batch,)``.
 
         Returns ``(wavs, labels)``, ``(wavs, lengths, labels)`` when ``lengths`` is given, and
@@ -182,9 +184,12 @@ class GanAugment(nn.Module):
         if not self.training or (self.p == 0 and params is None):  # identity: labels are not even read
             return (wavs, labels) if lengths is None else (wavs, lengths, labels)
         names, known = self._check(wavs, labels, label_names)
+        self._check_rate(wavs.shape[-1], sample_rate)
         params = self.draw_params(wavs.shape[0], generator) if params is None else params
-        out, out_lengths, rows = gan_augment(wavs, names, self.source, params, mode, lengths,
-                                             sample_rate or self.sample_rate, known, self.device)
+        out, out_lengths, rows = gan_augment(wavs.flatten(0, -2) if wavs.dim() == 3 else wavs, names, self.source,
+                                             params, mode, lengths, sample_rate or self.sample_rate, known, self.device)
+        if wavs.dim() == 3:  # torchaudio's mono (batch, 1, time) goes back as it came
+            out = out.unsqueeze(1)
         if mode == "append" and rows.numel():
             labels = _concat(labels, _select(labels, rows))
         return (out, labels) if out_lengths is None else (out, out_lengths, labels)

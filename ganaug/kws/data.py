@@ -144,6 +144,8 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
         return None
     if not Path(ckpt).is_dir():
         raise HparamsError(f"gan_ckpt={ckpt}: no such checkpoint directory; give one written by `ganaug train` or ''")
+    from ganaug.augment.checks import check_known
+
     if integration == "speechbrain":
         from ganaug.integrations.speechbrain import GanAugment
     else:
@@ -160,8 +162,8 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
         raise HparamsError(f"gan_{dropped[0]}: this GanAugment has no label-consistency filter; "
                            f"leave gan_min_confidence=0 and gan_filter_classifier=''")
     augment = GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
-    unknown = [name for name in label_names if name not in augment.known_labels]
-    if unknown and wanted["unknown_labels"] == "error":
-        raise HparamsError(f"gan_ckpt={ckpt}: the generator knows labels {augment.known_labels}, not {unknown}; "
-                           f"use a generator trained on them, or --gan_unknown_labels=keep to leave those rows real")
+    try:
+        check_known(list(label_names), augment.known_labels, wanted["unknown_labels"], keep="--gan_unknown_labels=keep")
+    except ValueError as err:
+        raise HparamsError(f"gan_ckpt={ckpt}: {err}") from err
     return augment

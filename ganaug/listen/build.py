@@ -46,20 +46,23 @@ class ListenError(ValueError):
     """Bad input to a listening-test command; the message names the argument or file and the fix."""
 
 
-def filtered_source(ckpt, min_confidence: float, filter_classifier=None, device=None, noise_folder=None):
+def filtered_source(ckpt, min_confidence: float, filter_classifier=None, data_folder=None, device=None,
+                    noise_folder=None):
     """The generator source of ``ckpt`` that keeps only clips its label filter accepts.
 
     The one place where the listening test meets ganaug.augment's label filter; the default
-    filter (the reference classifier of the generator's TRAIN split) is trained here when missing.
+    filter (the reference classifier of the generator's TRAIN split) is trained here when missing
+    (on ``data_folder`` when the folder of the generator's config.json is not here).
     """
     from ganaug.augment.source import GeneratorSource, with_filter
 
     source = GeneratorSource(ckpt)
     if filter_classifier is None:
-        from ganaug.kws.reference import ensure_reference_for, noise_overrides
+        from ganaug.kws.generate import filter_for_config
+        from ganaug.kws.reference import noise_overrides
 
-        filter_classifier = ensure_reference_for(next(iter(source.configs.values())), device=device,
-                                                 overrides=noise_overrides(noise_folder))
+        filter_classifier = filter_for_config(next(iter(source.configs.values())), device=device,
+                                              data_folder=data_folder, overrides=noise_overrides(noise_folder))
     return with_filter(source, min_confidence, filter_classifier)
 
 
@@ -131,7 +134,7 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
         if not path.is_dir():
             raise ListenError(f"{path}: no such checkpoint directory; give folders written by `ganaug train`")
     if min_confidence:
-        filtered_source(ckpts[0], min_confidence, filter_classifier, device, noise_folder)  # fail before any work
+        filtered_source(ckpts[0], min_confidence, filter_classifier, data, device, noise_folder)  # fail before any work
 
     sources = [GeneratorSource(c) for c in ckpts]
     labels = [name for name in sources[0].label_names if all(name in s.label_names for s in sources[1:])]
@@ -149,8 +152,8 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
     for name, ckpt, source in zip(_system_names(ckpts), ckpts, sources):
         variants = [(name, source, {"kind": "generator"})]
         if min_confidence:
-            variants.append((f"{name}+filtered", filtered_source(ckpt, min_confidence, filter_classifier, device,
-                                                                 noise_folder),
+            variants.append((f"{name}+filtered", filtered_source(ckpt, min_confidence, filter_classifier, data,
+                                                                 device, noise_folder),
                              {"kind": "filtered", "min_confidence": float(min_confidence),
                               "filter_classifier": None if filter_classifier is None else str(filter_classifier)}))
         for system, src, info in variants:

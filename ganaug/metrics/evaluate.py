@@ -101,16 +101,18 @@ def _data_keywords(data) -> list[str]:
     return names
 
 
-def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence, device, progress, recipe=None):
+def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence, device, progress, data=None,
+                  recipe=None):
     """The generator's own label filter (:class:`ganaug.augment.filter.LabelFilter`): ``filter_classifier``,
-    or the reference classifier of the TRAIN split the generator was trained on (trained when missing)."""
+    or the reference classifier of the TRAIN split the generator was trained on (trained when missing, on
+    ``data`` when the folder of its config.json is not here)."""
     from ganaug.augment.filter import LabelFilter
-    from ganaug.kws.reference import ensure_reference_for
+    from ganaug.kws.generate import filter_for_config
 
     if filter_classifier is None:
         config = next(iter(source.configs.values()))
         try:
-            filter_classifier = ensure_reference_for(config, device=device, progress=progress, overrides=recipe)
+            filter_classifier = filter_for_config(config, device, data, progress, overrides=recipe)
         except (ValueError, FileNotFoundError) as err:
             raise ValueError(f"--filter_classifier: {err}") from err
     load_reference(filter_classifier, labels, sample_rate, device=device, option="--filter_classifier")  # checks it
@@ -217,7 +219,7 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                       f"another way (e.g. `ganaug kws` with another seed or recipe)", UserWarning, stacklevel=2)
     if filtering:
         label_filter = _label_filter(source, filter_classifier, labels, sample_rate, float(min_confidence), device,
-                                     progress, recipe)
+                                     progress, data, recipe)
         accepted = label_filter.accept(gen_wavs, names, sample_rate)
         correct = ctx.probs(generated_set).argmax(1) == gen_labels
         result.update(_filtered(accepted, correct, names, labels))
