@@ -17,7 +17,8 @@ from ganaug.config import HparamsError
 from ganaug.kws import KWSClassifier, load_classifier, run_kws, save_classifier
 from ganaug.models import WaveGANGenerator
 
-TINY = {"labels": "yes,no", "number_of_epochs": 1, "batch_size": 16, "channels": 8, "num_blocks": 1, "progress": False}
+TINY = {"labels": "yes,no", "number_of_epochs": 1, "steps_per_epoch": None, "batch_size": 16, "channels": 8,
+        "num_blocks": 1, "progress": False}        # an epoch is one pass here: the recipe's mechanics, in seconds
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 import tempfile
 import warnings
@@ -36,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ganaug.models.classifier import KWSClassifier
 
-__all__ = ["build_model", "set_epoch_lr", "accuracy_report", "AugmentPipeline", "train_classifier", "tensor_loader"]
+__all__ = ["build_model", "accuracy_report", "AugmentPipeline", "train_classifier", "tensor_loader", "train_loader"]
 
 BEST_KEY = "valid_acc"
 # hparams left out of a run's signature: where it writes, how it shows progress, CPU threads, and the
@@ -52,30 +51,42 @@ def best_epoch_key(ckpt) -> tuple:
 
 def build_model(hp: dict, label_names) -> KWSClassifier:
     return KWSClassifier(label_names, sample_rate=int(hp["sample_rate"]), n_mels=int(hp["n_mels"]),
-                         channels=int(hp["channels"]), num_blocks=int(hp["num_blocks"]), dropout=float(hp["dropout"]))
-
-
-def set_epoch_lr(optimizer, hp: dict, epoch: int) -> float:
-    """Cosine decay from ``lr`` over ``number_of_epochs`` (``epoch`` counts from 1)."""
-    total = max(1, int(hp["number_of_epochs"]))
-    lr = float(hp["lr"]) * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / total))
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return lr
+                         channels=int(hp["channels"]), num_blocks=int(hp["num_blocks"]), dropout=float(hp["dropout"]),
+                         model=str(hp["model"]), tau=int(hp["tau"]))
 
 
 def make_optimizer(hp: dict):
+    """AdamW; the Brain puts norm and bias parameters in a group without weight decay (SpeechBrain's
+    ``remove_vector_weight_decay``)."""
     return lambda params: torch.optim.AdamW(params, lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]))
 
 
+def total_steps(hp: dict, loader) -> int:
+    return int(hp["number_of_epochs"]) * len(loader)
+
+
+def make_scheduler(optimizer, hp: dict, steps: int):
+    """Linear warmup over ``warmup_fraction`` of the ``steps`` optimizer steps, then a cosine to 0, stepped per batch."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    warmup = min(steps - 1, int(round(float(hp["warmup_fraction"]) * steps)))
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, steps - warmup))
+    if warmup <= 0:
+        return cosine
+    return SequentialLR(optimizer, [LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup), cosine],
+                        milestones=[warmup])
+
+
 def accuracy_report(preds: torch.Tensor, targets: torch.Tensor, label_names) -> dict:
-    """``{"acc": float, "per_label_acc": {name: float|None}, "n": int}``."""
+    """``{"acc": float, "per_label_acc": {name: float|None}, "n": int, "predictions": [int], "targets": [int]}``
+    (the per-clip predictions, in the split's order, for paired comparisons between runs)."""
     correct = preds == targets
     per_label = {}
     for i, name in enumerate(label_names):
         mask = targets == i
         per_label[name] = float(correct[mask].float().mean()) if mask.any() else None
-    return {"acc": float(correct.float().mean()) if len(targets) else None, "per_label_acc": per_label, "n": int(len(targets))}
+    return {"acc": float(correct.float().mean()) if len(targets) else None, "per_label_acc": per_label,
+            "n": int(len(targets)), "predictions": preds.tolist(), "targets": targets.tolist()}
 
 
 class AugmentPipeline:
@@ -211,24 +222,36 @@ def _brain_class():
 
         def compute_forward(self, batch, stage):
             wavs, labels = batch[0].to(self.device), batch[1].to(self.device)
+            model = self.modules.model
             if stage == sb.Stage.TRAIN and self.hparams.augment is not None:
                 lens = torch.ones(len(wavs), device=self.device)
                 wavs, lens, labels = self.hparams.augment(wavs, lens, labels)
-            return self.modules.model(wavs), labels
+            feats = model.fbank(wavs)
+            if stage == sb.Stage.TRAIN and self.hparams.spec_augment is not None:
+                feats = self.hparams.spec_augment(feats)
+            return model.classify(feats), labels
 
         def compute_objectives(self, predictions, batch, stage):
             logits, labels = predictions
             if stage != sb.Stage.TRAIN:
                 self.preds.append(logits.argmax(dim=1).cpu())
                 self.targets.append(labels.cpu())
-            return F.cross_entropy(logits, labels)
+                return F.cross_entropy(logits, labels)
+            return F.cross_entropy(logits, labels, label_smoothing=float(self.hparams.config["label_smoothing"]))
 
         def init_optimizers(self):
-            """SpeechBrain's, then the checks of what it is about to resume from: the optimizer is
-            one of the recoverables from now on, and its file is the last one a save writes."""
+            """SpeechBrain's (norm and bias parameters without weight decay) and the per-step schedule, then
+            the checks of what it is about to resume from: the optimizer is one of the recoverables from
+            now on, and its file is the last one a save writes."""
             super().init_optimizers()
+            self.scheduler = make_scheduler(self.optimizer, self.hparams.config, self.hparams.total_steps)
+            self.checkpointer.add_recoverable("scheduler", self.scheduler)
             _set_aside_damaged(self.checkpointer)
             _check_resumable(self.checkpointer, self.hparams.signature)
+
+        def on_fit_batch_end(self, batch, outputs, loss, should_step):
+            if should_step:
+                self.scheduler.step()
 
         def on_fit_start(self):
             """SpeechBrain's (which recovers the newest checkpoint), then the bar moved to its epoch."""
@@ -243,8 +266,6 @@ def _brain_class():
 
         def on_stage_start(self, stage, epoch=None):
             self.preds, self.targets = [], []
-            if stage == sb.Stage.TRAIN and epoch is not None:
-                set_epoch_lr(self.optimizer, self.hparams.config, epoch)
 
         def on_stage_end(self, stage, stage_loss, epoch=None):
             if stage == sb.Stage.TRAIN:
@@ -264,33 +285,48 @@ def _brain_class():
     return KWSBrain
 
 
-def tensor_loader(wavs, labels, batch_size, shuffle=False, seed=0) -> DataLoader:
-    gen = torch.Generator().manual_seed(int(seed))
-    return DataLoader(TensorDataset(wavs, labels), batch_size=batch_size, shuffle=shuffle, generator=gen)
+def tensor_loader(wavs, labels, batch_size) -> DataLoader:
+    """Batches of ``(wavs, labels)`` in order (validation and test)."""
+    return DataLoader(TensorDataset(wavs, labels), batch_size=batch_size)
 
 
-def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: bool = True,
-                     desc: str = "kws", checkpoint_dir=None, signature_extra: str = "") -> dict:
+def train_loader(dataset, hp: dict, collate_fn=None) -> DataLoader:
+    """Shuffled training batches. With ``steps_per_epoch`` an epoch is that many batches, drawn from
+    successive reshuffles of the data, so a run's number of optimizer steps (``number_of_epochs *
+    steps_per_epoch``) does not depend on how many clips it has: 10% of the speakers gets as many
+    updates as all of them. ``steps_per_epoch: null`` makes an epoch one pass over the data."""
+    from torch.utils.data import RandomSampler
+
+    batch_size = int(hp["batch_size"])
+    gen = torch.Generator().manual_seed(int(hp["seed"]))
+    steps = hp.get("steps_per_epoch")
+    sampler = RandomSampler(dataset, num_samples=None if steps is None else int(steps) * batch_size, generator=gen)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=gen, collate_fn=collate_fn)
+
+
+def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool = True, desc: str = "kws",
+                     checkpoint_dir=None, signature_extra: str = "", spec_augment=None) -> dict:
     """Train a :class:`KWSClassifier` on ``data`` (a :class:`ganaug.kws.data.KWSData`) and test the best epoch.
 
     Args:
         hp: the resolved kws hparams (model size, ``number_of_epochs``, ``batch_size``, ``lr``,
             ``weight_decay``, ``device``, ``seed``).
         augment: ``(wavs, lens, labels) -> (wavs, lens, labels)`` for training batches, or None.
-        train_loader: batches ``(wavs, labels)`` to train on; default: ``data.train`` shuffled.
+        loader: batches ``(wavs, labels)`` to train on; default: :func:`train_loader` of ``data.train``.
         progress: show the per-epoch bar (loss, validation accuracy).
         checkpoint_dir: keep the epoch checkpoints there and resume from the newest one found
             (default: a temporary folder, removed at the end).
         signature_extra: more of what a checkpoint must agree on to be resumed (the contents of the
             noise clips, generator and filter: :func:`ganaug.kws.recipe.inputs_fingerprint`).
+        spec_augment: ``feats -> feats`` on the log-mel features of training batches (SpecAugment), or None.
     Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
     """
     from speechbrain.utils.checkpoints import Checkpointer
     from speechbrain.utils.epoch_loop import EpochCounter
 
     batch_size, epochs = int(hp["batch_size"]), int(hp["number_of_epochs"])
-    if train_loader is None:
-        train_loader = tensor_loader(*data.train, batch_size, True, hp["seed"])
+    if loader is None:
+        loader = train_loader(TensorDataset(*data.train), hp)
     model = build_model(hp, data.label_names)
     counter = EpochCounter(epochs)
     history: list = []
@@ -299,18 +335,18 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
             tqdm(total=epochs, desc=desc, unit="epoch", disable=not progress) as bar:
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tmp)
         checkpointer = Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter,
-                                                            "run_state": _run_state_class()(train_loader, history,
-                                                                                            augment)})
+                                                            "run_state": _run_state_class()(loader, history, augment)})
         brain = _brain_class()(
             modules={"model": model},
             opt_class=make_optimizer(hp),
-            hparams={"augment": augment, "label_names": data.label_names, "config": hp, "signature": signature,
-                     "desc": desc},
-            run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0},
+            hparams={"augment": augment, "spec_augment": spec_augment, "label_names": data.label_names, "config": hp,
+                     "signature": signature, "desc": desc, "total_steps": total_steps(hp, loader)},
+            run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0,
+                      "remove_vector_weight_decay": True},
             checkpointer=checkpointer,
         )
         brain.history, brain.train_loss, brain.bar = history, float("nan"), bar
-        brain.fit(counter, train_loader, tensor_loader(*data.valid, batch_size))
+        brain.fit(counter, loader, tensor_loader(*data.valid, batch_size))
         history = list(history)                  # recovering the best epoch below rewinds the live list
         best = brain.checkpointer.find_checkpoint(importance_key=best_epoch_key)
         reports = {}

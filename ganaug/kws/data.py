@@ -14,8 +14,12 @@ from pathlib import Path
 import torch
 
 from ganaug.config import HparamsError, split_labels
+from ganaug.data.layouts import SILENCE_LABEL, UNKNOWN_LABEL
 
-__all__ = ["KWSData", "load_kws_data", "write_noise_csv", "tstr_training_set", "make_gan_augment"]
+SPECIAL = (UNKNOWN_LABEL, SILENCE_LABEL)   # the v2-12 task's classes that are not keywords: they stay real
+
+__all__ = ["KWSData", "load_kws_data", "task_labels", "write_noise_csv", "tstr_training_set", "make_gan_augment",
+           "SPECIAL"]
 
 
 @dataclass
@@ -38,18 +42,28 @@ def _preload(dataset, cache_dir):
     return wavs, labels
 
 
+def task_labels(hp: dict) -> list[str]:
+    """The classes of a run: ``labels`` (``task: keywords``), or ``labels`` + ``_unknown_`` + ``_silence_``
+    (``task: v2-12``, the Speech Commands v2-12 benchmark: other words and background noise)."""
+    labels = split_labels(hp["labels"])
+    if not labels:
+        raise HparamsError("labels: give the keywords to classify, e.g. --labels=yes,no")
+    if hp["task"] == "v2-12":
+        labels = [name for name in labels if name not in SPECIAL] + list(SPECIAL)
+    return labels
+
+
 def load_kws_data(hp: dict) -> KWSData:
     """Train (``speaker_fraction`` of its speakers), valid and test splits of ``data_folder``,
     plus every clip of ``eval_folder`` when given. Splits are by speaker, never by file."""
     from ganaug.data import KeywordDataset
 
-    labels = split_labels(hp["labels"])
-    if not labels:
-        raise HparamsError("labels: give the keywords to classify, e.g. --labels=yes,no")
+    labels = task_labels(hp)
     data_folder = Path(str(hp["data_folder"]))
     if not data_folder.is_dir():
         raise HparamsError(f"data_folder={data_folder}: no such folder; give a Speech Commands- or FSDD-layout folder")
-    common = dict(labels=labels, sample_rate=int(hp["sample_rate"]), num_samples=int(hp["num_samples"]))
+    common = dict(labels=labels, sample_rate=int(hp["sample_rate"]), num_samples=int(hp["num_samples"]),
+                  unknown_share=float(hp["unknown_share"]) if UNKNOWN_LABEL in labels else None)
     cache_dir = hp.get("cache_dir")
     try:
         sets = {
@@ -150,8 +164,9 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
         from ganaug.integrations.speechbrain import GanAugment
     else:
         from ganaug.augment import GanAugment
+    policy = str(hp.get("gan_unknown_labels") or "error")
     wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), label_names=list(label_names),
-                  sample_rate=int(hp["sample_rate"]), unknown_labels=str(hp.get("gan_unknown_labels") or "error"))
+                  sample_rate=int(hp["sample_rate"]), unknown_labels="keep" if set(SPECIAL) & set(label_names) else policy)
     if float(hp.get("gan_min_confidence") or 0.0) > 0:
         wanted["min_confidence"] = float(hp["gan_min_confidence"])
     if str(hp.get("gan_filter_classifier") or ""):
@@ -162,8 +177,9 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
         raise HparamsError(f"gan_{dropped[0]}: this GanAugment has no label-consistency filter; "
                            f"leave gan_min_confidence=0 and gan_filter_classifier=''")
     augment = GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
-    try:
-        check_known(list(label_names), augment.known_labels, wanted["unknown_labels"], keep="--gan_unknown_labels=keep")
+    try:      # the v2-12 task's _unknown_ and _silence_ rows always stay real; other labels follow the policy
+        check_known([n for n in label_names if n not in SPECIAL], augment.known_labels, policy,
+                    keep="--gan_unknown_labels=keep")
     except ValueError as err:
         raise HparamsError(f"gan_ckpt={ckpt}: {err}") from err
     return augment

@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from torch.utils.data import DataLoader
 
-from ganaug.kws.brain import train_classifier
+from ganaug.kws.brain import train_classifier, train_loader
 
 __all__ = ["to_hf_dataset", "train_hf"]
 
@@ -55,12 +54,10 @@ def train_hf(hp: dict, data, augment=None, gan_augment=None, progress: bool = Tr
     """Train on the rows of an HF dataset (GanAugment's ``hf_map`` rows added once) through the one
     loop of :func:`ganaug.kws.brain.train_classifier`; ``augment`` (the classic augmenter) runs on
     training batches there; ``save``: its ``checkpoint_dir`` and ``signature_extra``."""
-    batch_size = int(hp["batch_size"])
     train_ds = to_hf_dataset(*data.train, data.label_names, int(hp["sample_rate"]))
     num_real = len(train_ds)
     if gan_augment is not None:
         train_ds = gan_map(train_ds, gan_augment, hp, data.info.get("train_fingerprint", ""))
-    loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, collate_fn=_collate,
-                        generator=torch.Generator().manual_seed(int(hp["seed"])))
-    out = train_classifier(hp, data, augment=augment, train_loader=loader, progress=progress, desc="kws (hf)", **save)
+    out = train_classifier(hp, data, augment=augment, loader=train_loader(train_ds, hp, collate_fn=_collate),
+                           progress=progress, desc="kws (hf)", **save)
     return {**out, "num_train_rows": len(train_ds), "synthetic_rows": len(train_ds) - num_real}

@@ -25,7 +25,7 @@ __all__ = ["main", "run_kws", "check_hparams", "inputs_fingerprint", "RESULTS_FI
 
 RESULTS_FILE = "results.json"
 CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append"),
-           "gan_unknown_labels": ("error", "keep")}
+           "gan_unknown_labels": ("error", "keep"), "model": ("ds_cnn", "bcresnet"), "task": ("keywords", "v2-12")}
 SCALARS = (bool, int, float, str, type(None))
 
 
@@ -37,11 +37,22 @@ def check_hparams(hp: dict) -> None:
     for key in ("number_of_epochs", "batch_size", "synthetic_per_label"):
         if not isinstance(hp[key], int) or hp[key] < 1:
             raise HparamsError(f"{key}={hp[key]!r}: must be a positive integer")
+    steps = hp["steps_per_epoch"]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise HparamsError(f"steps_per_epoch={steps!r}: a positive integer, or null for one pass over the data per epoch")
     for key in ("gan_p", "gan_min_confidence"):
         if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) <= 1.0:
             raise HparamsError(f"{key}={hp[key]!r}: must be a probability in [0, 1]")
+    for key in ("warmup_fraction", "label_smoothing"):
+        if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) < 1.0:
+            raise HparamsError(f"{key}={hp[key]!r}: must be in [0, 1)")
     if hp["train_source"] == "synthetic" and not hp["gan_ckpt"]:
         raise HparamsError("train_source=synthetic (TSTR) needs --gan_ckpt=DIR, the generator to train on")
+    if hp["train_source"] == "synthetic" and hp["task"] == "v2-12":
+        raise HparamsError("train_source=synthetic (TSTR) is defined on the keywords alone: use --task=keywords")
+    if isinstance(hp["unknown_share"], bool) or not isinstance(hp["unknown_share"], (int, float)) \
+            or not 0.0 < float(hp["unknown_share"]) <= 10.0:
+        raise HparamsError(f"unknown_share={hp['unknown_share']!r}: the share of _unknown_ clips, e.g. 0.1")
     from ganaug.config import check_device
 
     check_device(hp["device"])
@@ -141,7 +152,8 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
                                        filter_classifier=hp["gan_filter_classifier"] or None)
     classic = _classic_augmenter(hp, output_folder)
     gan_on = bool(hp["gan_ckpt"]) and hp["train_source"] == "real"
-    save = {"checkpoint_dir": output_folder / "save", "signature_extra": inputs_fingerprint(hp)}
+    save = {"checkpoint_dir": output_folder / "save", "signature_extra": inputs_fingerprint(hp),
+            "spec_augment": hp["spec_augment"] if hp["classic_augment"] else None}
     _seed_everything(int(hp["seed"]))
     if hp["trainer"] == "speechbrain":
         gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None
@@ -164,6 +176,7 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
         "valid_acc": out["valid_acc"],
         "best_epoch": out["best_epoch"],
         "per_label_acc": test["per_label_acc"],
+        "test_predictions": test["predictions"], "test_targets": test["targets"],
         "eval_per_label_acc": evals["per_label_acc"] if evals else None,
         "num_real_train": num_real if hp["train_source"] == "real" else 0,
         "num_valid": len(data.valid[0]),

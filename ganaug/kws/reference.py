@@ -25,16 +25,12 @@ import torch
 
 __all__ = ["REFERENCE_OVERRIDES", "ensure_reference", "ensure_reference_for", "reference_folder", "noise_overrides"]
 
-# The reference recipe = hparams/kws.yaml + these keys. Change them together with
-# ganaug.models.classifier.REFERENCE_VERSION, so that older classifiers are not reused.
+# The reference recipe = hparams/kws.yaml (its defaults are the best recipe measured, docs/results.md) + these
+# keys. Change them together with ganaug.models.classifier.REFERENCE_VERSION, so that older classifiers are
+# not reused.
 REFERENCE_OVERRIDES = {
-    "classic_augment": True,      # speed perturbation, background noise, time shift (as `ganaug kws`)
-    "number_of_epochs": 40,       # cosine schedule to 0; the best validation epoch is kept
-    "channels": 64,               # DS-CNN width = the FID embedding size
-    "num_blocks": 4,
-    "dropout": 0.1,
-    "batch_size": 32,
-    "lr": 0.003,
+    "classic_augment": True,      # speed, background noise, time shift and SpecAugment (as `ganaug kws`)
+    "task": "keywords",           # scores generated keywords: no _unknown_/_silence_ classes
 }
 
 
