@@ -10,38 +10,38 @@ keeps the best one (:func:`best_epoch_key`: accuracy, ties to the lower loss) an
 testing recovers the best. A tqdm bar counts epochs and
 shows the training loss and the validation accuracy.
 
+Synthetic rows carry a mask from the augmentation; how they are learnt from (loss weight, soft targets,
+separate batch-norm statistics, a domain-adversarial head) is :mod:`ganaug.kws.synthetic`.
+
 Given a ``checkpoint_dir`` (``ganaug kws`` uses ``<output_folder>/save``), the checkpoints stay
 there and a run killed at any moment resumes from its newest epoch when rerun: weights, optimizer,
-epoch counter, the history and the random state the next epoch draws from (torch, CUDA, Python,
-NumPy and the training loader's shuffle), so on CPU a resumed run without GAN rows or background
-noise ends with the same weights as an uninterrupted one. Checkpoints of another setting (model,
-recipe, data) are refused with one line rather than resumed.
+schedule, epoch counter, the history and the random state the next epoch draws from (torch, CUDA,
+Python, NumPy and the training loader's shuffle), so on CPU a resumed run without GAN rows or
+background noise ends with the same weights as an uninterrupted one. Checkpoints of another setting
+(model, recipe, data) are refused with one line rather than resumed (:mod:`ganaug.kws.resume`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import random
 import tempfile
-import warnings
-import zipfile
 from pathlib import Path
 
+import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.epoch_loop import EpochCounter
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
+from ganaug.kws.resume import RunState, check_resumable, run_signature, set_aside_damaged
+from ganaug.kws.synthetic import DomainHead, running_stats_frozen, synthetic_loss
 from ganaug.models.classifier import KWSClassifier
 
-__all__ = ["build_model", "accuracy_report", "AugmentPipeline", "train_classifier", "tensor_loader", "train_loader"]
+__all__ = ["build_model", "accuracy_report", "AugmentPipeline", "KWSBrain", "train_classifier", "tensor_loader",
+           "train_loader"]
 
 BEST_KEY = "valid_acc"
-# hparams left out of a run's signature: where it writes, how it shows progress, CPU threads, and the
-# paths whose contents are signed instead (the data's, the noise clips', the generator's, the filter's)
-UNSIGNED_KEYS = ("output_folder", "device", "num_threads", "progress", "cache_dir", "data_folder", "noise_folder",
-                 "eval_folder", "gan_ckpt", "gan_filter_classifier")
 
 
 def best_epoch_key(ckpt) -> tuple:
@@ -90,199 +90,109 @@ def accuracy_report(preds: torch.Tensor, targets: torch.Tensor, label_names) -> 
 
 
 class AugmentPipeline:
-    """GanAugment then the classic augmenter, on training batches ``(wavs, lens, labels)``.
-
-    Counts the rows GanAugment made synthetic (replaced or appended), for results.json.
-    """
+    """GanAugment then the classic augmenter, on training batches: ``(wavs, lens, labels) -> (wavs, lens,
+    labels, synthetic, soft)``, ``synthetic`` the bool mask of the rows GanAugment made synthetic and ``soft``
+    their target distributions (or None). Counts the synthetic rows, for results.json."""
 
     def __init__(self, gan_augment=None, classic=None):
         self.gan_augment, self.classic = gan_augment, classic
         self.synthetic_rows = 0
 
     def __call__(self, wavs, lens, labels):
+        synthetic, soft = torch.zeros(len(wavs), dtype=torch.bool, device=wavs.device), None
         if self.gan_augment is not None:
             n = len(wavs)
             out_wavs, lens, labels = self.gan_augment(wavs, lens, labels)
-            changed = (out_wavs[:n, : wavs.shape[1]] != wavs[:, : out_wavs.shape[1]]).any(dim=1).sum()
-            self.synthetic_rows += int(changed) + max(0, len(out_wavs) - n)
+            synthetic = torch.ones(len(out_wavs), dtype=torch.bool, device=wavs.device)
+            synthetic[:n] = (out_wavs[:n, : wavs.shape[1]] != wavs[:, : out_wavs.shape[1]]).any(dim=1)
+            self.synthetic_rows += int(synthetic.sum())
             wavs = out_wavs
         if self.classic is not None:
             wavs, lens = self.classic(wavs, lens)
-            labels = self.classic.replicate_labels(labels)
-        return wavs, lens, labels
+            labels, synthetic = self.classic.replicate_labels(labels), self.classic.replicate_labels(synthetic)
+        return wavs, lens, labels, synthetic, soft
 
 
-def run_signature(hp: dict, data, extra: str = "") -> str:
-    """What a checkpoint must agree on to be resumed: the scalar hparams but :data:`UNSIGNED_KEYS`,
-    the labels, the training data's fingerprint and ``extra`` (the contents of the noise clips,
-    generator and filter, :func:`ganaug.kws.recipe.inputs_fingerprint`)."""
-    keys = {k: v for k, v in sorted(hp.items()) if k not in UNSIGNED_KEYS and isinstance(v, (bool, int, float, str, list))}
-    keys["_labels"], keys["_train"] = list(data.label_names), str(data.info.get("train_fingerprint", ""))
-    keys["_extra"] = extra
-    return hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:16]
+class KWSBrain(sb.Brain):
+    """Keyword classification Brain: batches are ``(wavs, labels)`` of fixed-length clips; training batches
+    go through ``hparams.augment`` (which marks its synthetic rows) and SpecAugment on the features."""
 
+    def compute_forward(self, batch, stage):
+        wavs, labels = batch[0].to(self.device), batch[1].to(self.device)
+        model, out = self.modules.model, {"synthetic": None, "soft": None}
+        if stage == sb.Stage.TRAIN and self.hparams.augment is not None:
+            lens = torch.ones(len(wavs), device=self.device)
+            wavs, lens, labels, out["synthetic"], out["soft"] = self.hparams.augment(wavs, lens, labels)
+        feats = model.fbank(wavs)
+        if stage == sb.Stage.TRAIN and self.hparams.spec_augment is not None:
+            feats = self.hparams.spec_augment(feats)
+        synthetic = out["synthetic"]
+        if (stage == sb.Stage.TRAIN and synthetic is not None and bool(synthetic.any())
+                and self.hparams.config["synthetic_bn"] == "separate"):
+            emb = feats.new_empty((len(feats), model.embedding_dim))
+            emb[~synthetic] = model.embed_features(feats[~synthetic])
+            with running_stats_frozen(model):        # synthetic rows: their own batch statistics, never the running ones
+                emb[synthetic] = model.embed_features(feats[synthetic])
+        else:
+            emb = model.embed_features(feats)
+        return {**out, "logits": model.head(model.dropout(emb)), "labels": labels, "embeddings": emb}
 
-def _run_state_class():
-    from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
+    def compute_objectives(self, predictions, batch, stage):
+        logits, labels = predictions["logits"], predictions["labels"]
+        if stage != sb.Stage.TRAIN:
+            self.preds.append(logits.argmax(dim=1).cpu())
+            self.targets.append(labels.cpu())
+            return F.cross_entropy(logits, labels)
+        config, synthetic = self.hparams.config, predictions["synthetic"]
+        loss = synthetic_loss(logits, labels, synthetic, float(config["synthetic_weight"]),
+                              float(config["label_smoothing"]), predictions["soft"])
+        if "domain_head" in self.modules and synthetic is not None and bool(synthetic.any()):
+            loss = loss + float(config["domain_adversarial"]) * self.modules.domain_head.loss(
+                predictions["embeddings"], synthetic)
+        return loss
 
-    @register_checkpoint_hooks
-    class RunState:
-        """What an epoch checkpoint adds to the model and optimizer: the history and every RNG the
-        next epoch draws from (JSON, no pickle)."""
+    def init_optimizers(self):
+        """SpeechBrain's (norm and bias parameters without weight decay) and the per-step schedule, then
+        the checks of what it is about to resume from: the optimizer is one of the recoverables from
+        now on, and its file is the last one a save writes."""
+        super().init_optimizers()
+        self.scheduler = make_scheduler(self.optimizer, self.hparams.config, self.hparams.total_steps)
+        self.checkpointer.add_recoverable("scheduler", self.scheduler)
+        set_aside_damaged(self.checkpointer)
+        check_resumable(self.checkpointer, self.hparams.signature)
 
-        def __init__(self, loader, history: list, augment):
-            self.loader, self.history, self.augment = loader, history, augment
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        if should_step:
+            self.scheduler.step()
 
-        @mark_as_saver
-        def _save(self, path):
-            import numpy as np
+    def on_fit_start(self):
+        """SpeechBrain's (which recovers the newest checkpoint), then the bar moved to its epoch."""
+        super().on_fit_start()
+        if self.history:
+            self.bar.update(len(self.history))
+            self.bar.write(f"{self.hparams.desc}: resumed after epoch {self.history[-1]['epoch']} from "
+                           f"{self.checkpointer.checkpoints_dir}")
 
-            np_state, (version, internal, gauss) = np.random.get_state(), random.getstate()
-            state = {"history": self.history, "torch": torch.get_rng_state().tolist(),
-                     "synthetic_rows": getattr(self.augment, "synthetic_rows", 0),
-                     "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_initialized() else [],
-                     "python": [version, list(internal), gauss],
-                     "numpy": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
-                     "loader": self.loader.generator.get_state().tolist() if self.loader.generator is not None else None}
-            Path(path).write_text(json.dumps(state))
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        self.checkpointer.recover_if_possible(importance_key=best_epoch_key)   # the best epoch
 
-        @mark_as_loader
-        def _recover(self, path, end_of_epoch):
-            import numpy as np
+    def on_stage_start(self, stage, epoch=None):
+        self.preds, self.targets = [], []
 
-            del end_of_epoch
-            state = json.loads(Path(path).read_text())
-            self.history[:] = state["history"]
-            if hasattr(self.augment, "synthetic_rows"):
-                self.augment.synthetic_rows = int(state.get("synthetic_rows", 0))
-            torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-            if state["cuda"] and torch.cuda.is_available():
-                for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-                    torch.cuda.set_rng_state(torch.tensor(cuda_state, dtype=torch.uint8), device)
-            version, internal, gauss = state["python"]
-            random.setstate((version, tuple(internal), gauss))
-            name, keys, pos, has_gauss, cached = state["numpy"]
-            np.random.set_state((name, np.array(keys, dtype=np.uint32), int(pos), int(has_gauss), cached))
-            if state["loader"] is not None and self.loader.generator is not None:
-                self.loader.generator.set_state(torch.tensor(state["loader"], dtype=torch.uint8))
-
-    return RunState
-
-
-def _intact(ckpt_dir: Path, names) -> bool:
-    """Whether every file of a checkpoint folder reads back whole (SpeechBrain writes the meta first,
-    so a kill while saving leaves a folder that looks like a checkpoint)."""
-    import yaml
-
-    try:
-        if not isinstance(yaml.safe_load((ckpt_dir / "CKPT.yaml").read_text()), dict):
-            return False
-        for name in names:
-            path = ckpt_dir / f"{name}.ckpt"
-            if zipfile.is_zipfile(path):                  # torch.save
-                with zipfile.ZipFile(path) as archive:
-                    if archive.testzip() is not None:
-                        return False
-            elif yaml.safe_load(path.read_text()) is None:  # JSON / YAML / a number
-                return False
-    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError, zipfile.BadZipFile):
-        return False
-    return True
-
-
-def _set_aside_damaged(checkpointer) -> None:
-    """Rename a checkpoint a kill cut short to ``damaged+...`` with a warning naming it, so that the
-    newest intact one is resumed."""
-    for path in sorted(Path(checkpointer.checkpoints_dir).glob("CKPT+*")):
-        if path.is_dir() and not _intact(path, checkpointer.recoverables):
-            aside = path.with_name("damaged+" + path.name.split("+", 1)[1])
-            path.rename(aside)
-            warnings.warn(f"{path}: an incomplete checkpoint (the run was stopped while saving it), set aside as "
-                          f"{aside.name}; resuming from the checkpoint before it", stacklevel=3)
-
-
-class OtherRunCheckpoints(ValueError):
-    """The checkpoint folder holds epochs of a classifier trained with other settings."""
-
-
-def _check_resumable(checkpointer, signature: str) -> None:
-    ckpt_dir = checkpointer.checkpoints_dir
-    for ckpt in checkpointer.list_checkpoints():
-        if ckpt.meta.get("signature") != signature:
-            raise OtherRunCheckpoints(f"{ckpt_dir}: holds the checkpoints of a classifier trained with other settings "
-                             f"(model, recipe or data); rerun with the settings of that run to resume it, or "
-                             f"use a new output folder (or delete {ckpt_dir})")
-
-
-def _brain_class():
-    import speechbrain as sb
-
-    class KWSBrain(sb.Brain):
-        """Keyword classification Brain: batches are ``(wavs, labels)`` of fixed-length clips."""
-
-        def compute_forward(self, batch, stage):
-            wavs, labels = batch[0].to(self.device), batch[1].to(self.device)
-            model = self.modules.model
-            if stage == sb.Stage.TRAIN and self.hparams.augment is not None:
-                lens = torch.ones(len(wavs), device=self.device)
-                wavs, lens, labels = self.hparams.augment(wavs, lens, labels)
-            feats = model.fbank(wavs)
-            if stage == sb.Stage.TRAIN and self.hparams.spec_augment is not None:
-                feats = self.hparams.spec_augment(feats)
-            return model.classify(feats), labels
-
-        def compute_objectives(self, predictions, batch, stage):
-            logits, labels = predictions
-            if stage != sb.Stage.TRAIN:
-                self.preds.append(logits.argmax(dim=1).cpu())
-                self.targets.append(labels.cpu())
-                return F.cross_entropy(logits, labels)
-            return F.cross_entropy(logits, labels, label_smoothing=float(self.hparams.config["label_smoothing"]))
-
-        def init_optimizers(self):
-            """SpeechBrain's (norm and bias parameters without weight decay) and the per-step schedule, then
-            the checks of what it is about to resume from: the optimizer is one of the recoverables from
-            now on, and its file is the last one a save writes."""
-            super().init_optimizers()
-            self.scheduler = make_scheduler(self.optimizer, self.hparams.config, self.hparams.total_steps)
-            self.checkpointer.add_recoverable("scheduler", self.scheduler)
-            _set_aside_damaged(self.checkpointer)
-            _check_resumable(self.checkpointer, self.hparams.signature)
-
-        def on_fit_batch_end(self, batch, outputs, loss, should_step):
-            if should_step:
-                self.scheduler.step()
-
-        def on_fit_start(self):
-            """SpeechBrain's (which recovers the newest checkpoint), then the bar moved to its epoch."""
-            super().on_fit_start()
-            if self.history:
-                self.bar.update(len(self.history))
-                self.bar.write(f"{self.hparams.desc}: resumed after epoch {self.history[-1]['epoch']} from "
-                               f"{self.checkpointer.checkpoints_dir}")
-
-        def on_evaluate_start(self, max_key=None, min_key=None):
-            self.checkpointer.recover_if_possible(importance_key=best_epoch_key)   # the best epoch
-
-        def on_stage_start(self, stage, epoch=None):
-            self.preds, self.targets = [], []
-
-        def on_stage_end(self, stage, stage_loss, epoch=None):
-            if stage == sb.Stage.TRAIN:
-                self.train_loss = float(stage_loss)
-                return
-            self.last_report = accuracy_report(torch.cat(self.preds), torch.cat(self.targets), self.hparams.label_names)
-            if stage == sb.Stage.VALID:
-                acc = self.last_report["acc"]
-                self.history.append({"epoch": epoch, "train_loss": self.train_loss,
-                                     "valid_loss": float(stage_loss), "valid_acc": acc})
-                self.checkpointer.save_and_keep_only(meta={BEST_KEY: acc, "valid_loss": float(stage_loss), "epoch": epoch,
-                                                           "signature": self.hparams.signature},
-                                                     importance_keys=[best_epoch_key])
-                self.bar.update(1)
-                self.bar.set_postfix(loss=f"{self.train_loss:.3f}", valid_acc=f"{acc:.3f}")
-
-    return KWSBrain
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = float(stage_loss)
+            return
+        self.last_report = accuracy_report(torch.cat(self.preds), torch.cat(self.targets), self.hparams.label_names)
+        if stage == sb.Stage.VALID:
+            acc = self.last_report["acc"]
+            self.history.append({"epoch": epoch, "train_loss": self.train_loss,
+                                 "valid_loss": float(stage_loss), "valid_acc": acc})
+            self.checkpointer.save_and_keep_only(meta={BEST_KEY: acc, "valid_loss": float(stage_loss), "epoch": epoch,
+                                                       "signature": self.hparams.signature},
+                                                 importance_keys=[best_epoch_key])
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{self.train_loss:.3f}", valid_acc=f"{acc:.3f}")
 
 
 def tensor_loader(wavs, labels, batch_size) -> DataLoader:
@@ -295,8 +205,6 @@ def train_loader(dataset, hp: dict, collate_fn=None) -> DataLoader:
     successive reshuffles of the data, so a run's number of optimizer steps (``number_of_epochs *
     steps_per_epoch``) does not depend on how many clips it has: 10% of the speakers gets as many
     updates as all of them. ``steps_per_epoch: null`` makes an epoch one pass over the data."""
-    from torch.utils.data import RandomSampler
-
     batch_size = int(hp["batch_size"])
     gen = torch.Generator().manual_seed(int(hp["seed"]))
     steps = hp.get("steps_per_epoch")
@@ -321,9 +229,6 @@ def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool =
         spec_augment: ``feats -> feats`` on the log-mel features of training batches (SpecAugment), or None.
     Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
     """
-    from speechbrain.utils.checkpoints import Checkpointer
-    from speechbrain.utils.epoch_loop import EpochCounter
-
     batch_size, epochs = int(hp["batch_size"]), int(hp["number_of_epochs"])
     if loader is None:
         loader = train_loader(TensorDataset(*data.train), hp)
@@ -334,10 +239,13 @@ def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool =
     with tempfile.TemporaryDirectory(prefix="ganaug-kws-checkpoints-") as tmp, \
             tqdm(total=epochs, desc=desc, unit="epoch", disable=not progress) as bar:
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tmp)
-        checkpointer = Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter,
-                                                            "run_state": _run_state_class()(loader, history, augment)})
-        brain = _brain_class()(
-            modules={"model": model},
+        modules = {"model": model}
+        if float(hp["domain_adversarial"]) > 0:
+            modules["domain_head"] = DomainHead(model.embedding_dim)
+        checkpointer = Checkpointer(ckpt_dir, recoverables={**modules, "counter": counter,
+                                                            "run_state": RunState(loader, history, augment)})
+        brain = KWSBrain(
+            modules=modules,
             opt_class=make_optimizer(hp),
             hparams={"augment": augment, "spec_augment": spec_augment, "label_names": data.label_names, "config": hp,
                      "signature": signature, "desc": desc, "total_steps": total_steps(hp, loader)},

@@ -25,7 +25,8 @@ __all__ = ["main", "run_kws", "check_hparams", "inputs_fingerprint", "RESULTS_FI
 
 RESULTS_FILE = "results.json"
 CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append"),
-           "gan_unknown_labels": ("error", "keep"), "model": ("ds_cnn", "bcresnet"), "task": ("keywords", "v2-12")}
+           "gan_unknown_labels": ("error", "keep"), "model": ("ds_cnn", "bcresnet"), "task": ("keywords", "v2-12"),
+           "synthetic_bn": ("shared", "separate")}
 SCALARS = (bool, int, float, str, type(None))
 
 
@@ -43,6 +44,9 @@ def check_hparams(hp: dict) -> None:
     for key in ("gan_p", "gan_min_confidence"):
         if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) <= 1.0:
             raise HparamsError(f"{key}={hp[key]!r}: must be a probability in [0, 1]")
+    for key in ("synthetic_weight", "domain_adversarial"):
+        if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or float(hp[key]) < 0:
+            raise HparamsError(f"{key}={hp[key]!r}: a weight >= 0")
     for key in ("warmup_fraction", "label_smoothing"):
         if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) < 1.0:
             raise HparamsError(f"{key}={hp[key]!r}: must be in [0, 1)")
