@@ -46,13 +46,12 @@ def _generator_steps(hp: dict, key: tuple, output: Path) -> dict | None:
             "d_steps": int(gan.get("d_steps_per_g_step", 5))}
 
 
-def plan_cost(hp: dict, cells: list[dict], output: Path, kws_steps) -> dict:
+def plan_cost(hp: dict, cells: list[dict], output: Path, kws_steps, finished=()) -> dict:
     """``{"generators", "generator_steps", "gan_seconds"|None, "classifier_runs", "finished", "kws_seconds"|None,
-    "sources"}`` of the cells still to run; ``kws_steps(cell)`` gives a cell's optimizer steps and model name."""
-    from ganaug.ablation.grid import read_cell
-
+    "sources"}`` of the cells still to run (all but the names in ``finished``); ``kws_steps(cell)`` gives a
+    cell's optimizer steps, batch size and model name."""
     device = str(hp["device"]).split(":")[0]
-    todo = [c for c in cells if read_cell(output / "cells" / c["name"]) is None]
+    todo = [c for c in cells if c["name"] not in set(finished)]
     jobs = [job for key in dict.fromkeys(c["generator"] for c in todo if c["generator"])
             if (job := _generator_steps(hp, key, output)) is not None]
     out = {"generators": sum(j["generators"] for j in jobs), "generator_steps": sum(j["steps"] for j in jobs),

@@ -204,7 +204,8 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     cells = plan_cells(hp)
     for key in dict.fromkeys(c["generator"] for c in cells if c["generator"]):
         generator_dir(hp, key, output, train_missing=False)   # finished cells of other generators: refused
-    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp))), flush=True)
+    finished = [c["name"] for c in cells if read_cell(output / "cells" / c["name"]) is not None]
+    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp), finished)), flush=True)
     rows, ran, skipped, generators = [], 0, 0, {}
     bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
     for cell in bar:

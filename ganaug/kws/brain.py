@@ -101,12 +101,8 @@ class AugmentPipeline:
     def __call__(self, wavs, lens, labels):
         synthetic, soft = torch.zeros(len(wavs), dtype=torch.bool, device=wavs.device), None
         if self.gan_augment is not None:
-            n = len(wavs)
-            out_wavs, lens, labels = self.gan_augment(wavs, lens, labels)
-            synthetic = torch.ones(len(out_wavs), dtype=torch.bool, device=wavs.device)
-            synthetic[:n] = (out_wavs[:n, : wavs.shape[1]] != wavs[:, : out_wavs.shape[1]]).any(dim=1)
+            wavs, lens, labels, synthetic = self.gan_augment(wavs, lens, labels, return_synthetic=True)
             self.synthetic_rows += int(synthetic.sum())
-            wavs = out_wavs
         if self.classic is not None:
             wavs, lens = self.classic(wavs, lens)
             labels, synthetic = self.classic.replicate_labels(labels), self.classic.replicate_labels(synthetic)
@@ -200,12 +196,13 @@ def tensor_loader(wavs, labels, batch_size) -> DataLoader:
     return DataLoader(TensorDataset(wavs, labels), batch_size=batch_size)
 
 
-def train_loader(dataset, hp: dict, collate_fn=None) -> DataLoader:
+def train_loader(dataset, hp: dict, collate_fn=None, batch_size: int | None = None) -> DataLoader:
     """Shuffled training batches. With ``steps_per_epoch`` an epoch is that many batches, drawn from
     successive reshuffles of the data, so a run's number of optimizer steps (``number_of_epochs *
     steps_per_epoch``) does not depend on how many clips it has: 10% of the speakers gets as many
-    updates as all of them. ``steps_per_epoch: null`` makes an epoch one pass over the data."""
-    batch_size = int(hp["batch_size"])
+    updates as all of them. ``steps_per_epoch: null`` makes an epoch one pass over the data.
+    ``batch_size``: real rows per batch (default ``hp["batch_size"]``)."""
+    batch_size = int(batch_size or hp["batch_size"])
     gen = torch.Generator().manual_seed(int(hp["seed"]))
     steps = hp.get("steps_per_epoch")
     sampler = RandomSampler(dataset, num_samples=None if steps is None else int(steps) * batch_size, generator=gen)
@@ -213,7 +210,8 @@ def train_loader(dataset, hp: dict, collate_fn=None) -> DataLoader:
 
 
 def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool = True, desc: str = "kws",
-                     checkpoint_dir=None, signature_extra: str = "", spec_augment=None) -> dict:
+                     checkpoint_dir=None, signature_extra: str = "", spec_augment=None,
+                     real_batch_size: int | None = None) -> dict:
     """Train a :class:`KWSClassifier` on ``data`` (a :class:`ganaug.kws.data.KWSData`) and test the best epoch.
 
     Args:
@@ -227,11 +225,13 @@ def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool =
         signature_extra: more of what a checkpoint must agree on to be resumed (the contents of the
             noise clips, generator and filter: :func:`ganaug.kws.recipe.inputs_fingerprint`).
         spec_augment: ``feats -> feats`` on the log-mel features of training batches (SpecAugment), or None.
+        real_batch_size: real rows per training batch (default ``batch_size``; fewer when ``augment``
+            appends synthetic rows, so that batches keep their size).
     Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
     """
     batch_size, epochs = int(hp["batch_size"]), int(hp["number_of_epochs"])
     if loader is None:
-        loader = train_loader(TensorDataset(*data.train), hp)
+        loader = train_loader(TensorDataset(*data.train), hp, batch_size=real_batch_size)
     model = build_model(hp, data.label_names)
     counter = EpochCounter(epochs)
     history: list = []

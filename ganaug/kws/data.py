@@ -144,14 +144,13 @@ def tstr_training_set(gan_ckpt, label_names, per_label: int, sample_rate: int, n
     return wavs, labels
 
 
-def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
-    """The GanAugment of a run (``gan_ckpt``, ``gan_p``, ``gan_mode``, ``gan_unknown_labels``,
-    ``gan_min_confidence``, ``gan_filter_classifier``), or None when ``gan_ckpt`` is empty.
+def make_gan_augment(hp: dict, label_names):
+    """The GanAugment of a run (``gan_ckpt``, ``gan_mode``, ``gan_p``, ``gan_ratio``, ``gan_unknown_labels``,
+    ``gan_min_confidence``, ``gan_filter_classifier``), or None when ``gan_ckpt`` is empty: the SpeechBrain
+    adapter (``(wavs, lens, labels)`` in and out), which both trainers call on every training batch.
 
-    ``integration="speechbrain"`` gives the SpeechBrain adapter (``(wavs, lens, labels)`` in and out);
-    ``"core"`` gives ``ganaug.GanAugment`` (whose ``hf_map`` the HF trainer uses). A run label the
-    generator does not know is an error here, before any training, unless ``gan_unknown_labels=keep``.
-    The label-consistency filter keys are passed only when set.
+    A run label the generator does not know is an error here, before any training, unless
+    ``gan_unknown_labels=keep``. The label-consistency filter keys are passed only when set.
     """
     ckpt = str(hp.get("gan_ckpt") or "")
     if not ckpt:
@@ -159,13 +158,10 @@ def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
     if not Path(ckpt).is_dir():
         raise HparamsError(f"gan_ckpt={ckpt}: no such checkpoint directory; give one written by `ganaug train` or ''")
     from ganaug.augment.checks import check_known
+    from ganaug.integrations.speechbrain import GanAugment
 
-    if integration == "speechbrain":
-        from ganaug.integrations.speechbrain import GanAugment
-    else:
-        from ganaug.augment import GanAugment
     policy = str(hp.get("gan_unknown_labels") or "error")
-    wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), label_names=list(label_names),
+    wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), ratio=float(hp["gan_ratio"]), label_names=list(label_names),
                   sample_rate=int(hp["sample_rate"]), unknown_labels="keep" if set(SPECIAL) & set(label_names) else policy)
     if float(hp.get("gan_min_confidence") or 0.0) > 0:
         wanted["min_confidence"] = float(hp["gan_min_confidence"])

@@ -41,7 +41,7 @@ def check_hparams(hp: dict) -> None:
     steps = hp["steps_per_epoch"]
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise HparamsError(f"steps_per_epoch={steps!r}: a positive integer, or null for one pass over the data per epoch")
-    for key in ("gan_p", "gan_min_confidence"):
+    for key in ("gan_p", "gan_ratio", "gan_min_confidence"):
         if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) <= 1.0:
             raise HparamsError(f"{key}={hp[key]!r}: must be a probability in [0, 1]")
     for key in ("synthetic_weight", "domain_adversarial"):
@@ -134,6 +134,14 @@ def inputs_fingerprint(hp: dict) -> str:
     return "|".join(parts)
 
 
+def real_batch_size(hp: dict) -> int:
+    """Real rows per training batch: ``batch_size``, or in append mode the share that leaves room for
+    ``gan_ratio`` synthetic rows per real row, so the classifier's batches keep their size."""
+    if hp["gan_mode"] != "append":
+        return int(hp["batch_size"])
+    return max(1, round(int(hp["batch_size"]) / (1.0 + float(hp["gan_ratio"]))))
+
+
 def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = "kws") -> tuple[dict, object]:
     """Train and test one classifier of the checked hparams ``hp``: ``(results, model)``.
 
@@ -159,17 +167,16 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
     save = {"checkpoint_dir": output_folder / "save", "signature_extra": inputs_fingerprint(hp),
             "spec_augment": hp["spec_augment"] if hp["classic_augment"] else None}
     _seed_everything(int(hp["seed"]))
+    # one injection policy for both trainers: GanAugment on every training batch, then classic augmentation
+    augment = AugmentPipeline(make_gan_augment(hp, data.label_names) if gan_on else None, classic)
+    save["real_batch_size"] = real_batch_size(hp) if gan_on else int(hp["batch_size"])
     if hp["trainer"] == "speechbrain":
-        gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None
-        augment = AugmentPipeline(gan, classic)
         out = train_classifier(hp, data, augment, progress=progress, desc=desc, **save)
-        synthetic_rows = augment.synthetic_rows
     else:
         from ganaug.kws.hf import train_hf
 
-        gan = make_gan_augment(hp, data.label_names, "core") if gan_on else None
-        out = train_hf(hp, data, augment=AugmentPipeline(None, classic), gan_augment=gan, progress=progress, **save)
-        synthetic_rows = out["synthetic_rows"]
+        out = train_hf(hp, data, augment=augment, progress=progress, **save)
+    synthetic_rows = augment.synthetic_rows
 
     test, evals = out["test"], out.get("eval")
     results = {
@@ -190,7 +197,7 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
         "label_names": data.label_names,
         "trainer": hp["trainer"],
         "train_source": hp["train_source"],
-        "augmentation": {"classic": bool(hp["classic_augment"]),
+        "augmentation": {"classic": bool(hp["classic_augment"]), "gan_ratio": float(hp["gan_ratio"]),
                          "noise": (hp["noise_folder"] or "white noise") if hp["classic_augment"] else None,
                          "gan_ckpt": str(hp["gan_ckpt"] or "") or None,
                          "gan_p": float(hp["gan_p"]), "gan_mode": hp["gan_mode"],
