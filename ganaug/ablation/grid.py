@@ -68,11 +68,13 @@ def _check(hp: dict) -> None:
     families = _families(hp)
     if not families or any(f not in FAMILIES for f in families) or len(set(families)) != len(families):
         raise HparamsError(f"generator_families={families!r}: give distinct names from {sorted(FAMILIES)}")
-    options = hp["generator_options"] or {}
-    if not isinstance(options, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k)
-                                                and isinstance(v, dict) for k, v in options.items()):
-        raise HparamsError(f"generator_options={options!r}: give {{name: {{train key: value}}}}, names of letters, "
-                           f"digits, _ and -, e.g. {{ema: {{ema_decay: 0.999}}}}")
+    for key, example in (("generator_options", "{ema: {ema_decay: 0.999}}"),
+                         ("injection_options", "{w05: {synthetic_weight: 0.5}}")):
+        options = hp[key] or {}
+        if not isinstance(options, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k)
+                                                    and isinstance(v, dict) for k, v in options.items()):
+            raise HparamsError(f"{key}={options!r}: give {{name: {{key: value}}}}, names of letters, digits, _ and -, "
+                               f"e.g. {example}")
 
 
 def _families(hp: dict) -> list[str]:
@@ -81,6 +83,11 @@ def _families(hp: dict) -> list[str]:
 
 def _options(hp: dict) -> list[str]:
     return list(hp["generator_options"] or {}) or [""]
+
+
+def _injections(hp: dict, aug: str) -> list[str]:
+    """The injection options (kws keys) a GAN arm runs once each with; TSTR has no real rows to inject into."""
+    return ([""] if aug == "tstr" else list(hp["injection_options"] or {}) or [""])
 
 
 def _kind(hp: dict, aug: str) -> str | None:
@@ -109,15 +116,18 @@ def plan_cells(hp: dict) -> list[dict]:
             kind = _kind(hp, aug)
             for family in (_families(hp) if kind else [None]):
                 label = aug if family in (None, DEFAULT_FAMILY) else f"{aug}@{family}"
-                for option in (_options(hp) if kind else [""]):
+                for option, injection in [(o, i) for o in (_options(hp) if kind else [""])
+                                          for i in (_injections(hp, aug) if kind else [""])]:
+                    shown = "+".join(part for part in (option, injection) if part)
                     for seed in hp["seeds"]:
                         name = (f"f{float(fraction):g}_{label.replace('+', '_').replace('@', '_')}"
-                                f"{'_' + option if option else ''}_s{seed}")
+                                f"{'_' + shown.replace('+', '_') if shown else ''}_s{seed}")
                         data_seed, gen_seed = _seeds(hp, fraction, seed)
                         cells.append({"speaker_fraction": float(fraction), "augmentation": label,
-                                      "generator_option": option, "seed": int(seed), "data_seed": data_seed,
+                                      "generator_option": shown, "injection": injection, "seed": int(seed),
+                                      "data_seed": data_seed, "name": name,
                                       "generator": (float(fraction), kind, family, option, data_seed, gen_seed)
-                                      if kind else None, "name": name})
+                                      if kind else None})
     return cells
 
 
@@ -127,16 +137,21 @@ def _labels(hp) -> list[str]:
 
 def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) -> dict:
     arm = cell["augmentation"].split("@")[0]
-    overrides = deep_merge(dict(hp["kws_overrides"] or {}), {
+    policy = {"gan_p": float(hp["gan_p"]), "gan_mode": str(hp["gan_mode"]), "gan_ratio": float(hp["gan_ratio"])}
+    injection = dict((hp["injection_options"] or {}).get(cell["injection"]) or {})     # may change the policy
+    overrides = deep_merge(deep_merge(deep_merge(dict(hp["kws_overrides"] or {}), policy), injection), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(cell_dir), "eval_folder": str(hp["eval_folder"] or ""),
         "noise_folder": str(hp["noise_folder"] or ""),
         "labels": _labels(hp), "speaker_fraction": cell["speaker_fraction"], "data_seed": cell["data_seed"],
         "seed": cell["seed"], "device": str(hp["device"]), "classic_augment": arm in CLASSIC_ARMS,
-        "gan_ckpt": str(gan_dir) if gan_dir is not None else "", "gan_p": float(hp["gan_p"]),
+        "gan_ckpt": str(gan_dir) if gan_dir is not None else "",
         "train_source": "synthetic" if arm == "tstr" else "real"})
     if arm in FILTERED_ARMS:  # kws.yaml's label-consistency filter of the synthetic clips
         overrides["gan_min_confidence"] = float(hp["filter_min_confidence"])
-        if not overrides.get("gan_filter_classifier") and gan_dir is not None:
+    judged = (float(overrides.get("gan_min_confidence") or 0) > 0 or overrides.get("gan_select") == "top_k"
+              or overrides.get("soft_labels"))
+    if judged and gan_dir is not None and arm != "tstr":
+        if not overrides.get("gan_filter_classifier"):
             from ganaug.kws.generate import filter_classifier_for   # the generator's own, trained once if missing
 
             overrides["gan_filter_classifier"] = str(filter_classifier_for(gan_dir, str(hp["device"])))

@@ -34,6 +34,7 @@ from speechbrain.utils.epoch_loop import EpochCounter
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
+from ganaug.kws.calibrate import fit_temperature, logits_of
 from ganaug.kws.resume import RunState, check_resumable, run_signature, set_aside_damaged
 from ganaug.kws.synthetic import DomainHead, running_stats_frozen, synthetic_loss
 from ganaug.models.classifier import KWSClassifier
@@ -92,10 +93,12 @@ def accuracy_report(preds: torch.Tensor, targets: torch.Tensor, label_names) -> 
 class AugmentPipeline:
     """GanAugment then the classic augmenter, on training batches: ``(wavs, lens, labels) -> (wavs, lens,
     labels, synthetic, soft)``, ``synthetic`` the bool mask of the rows GanAugment made synthetic and ``soft``
-    their target distributions (or None). Counts the synthetic rows, for results.json."""
+    their target distributions (the filter's posteriors of the clean clips, with ``soft_labels``; else None).
+    ``injection``: a :class:`ganaug.kws.injection.Injection`. Counts the synthetic rows, for results.json."""
 
-    def __init__(self, gan_augment=None, classic=None):
-        self.gan_augment, self.classic = gan_augment, classic
+    def __init__(self, injection=None, classic=None):
+        self.injection, self.classic = injection, classic
+        self.gan_augment = getattr(injection, "augment", None)
         self.synthetic_rows = 0
 
     def __call__(self, wavs, lens, labels):
@@ -103,9 +106,12 @@ class AugmentPipeline:
         if self.gan_augment is not None:
             wavs, lens, labels, synthetic = self.gan_augment(wavs, lens, labels, return_synthetic=True)
             self.synthetic_rows += int(synthetic.sum())
+            if self.injection.soft_filter is not None:
+                soft = self.injection.soft_targets(wavs[synthetic])
         if self.classic is not None:
             wavs, lens = self.classic(wavs, lens)
             labels, synthetic = self.classic.replicate_labels(labels), self.classic.replicate_labels(synthetic)
+            soft = None if soft is None else self.classic.replicate_labels(soft)
         return wavs, lens, labels, synthetic, soft
 
 
@@ -227,7 +233,8 @@ def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool =
         spec_augment: ``feats -> feats`` on the log-mel features of training batches (SpecAugment), or None.
         real_batch_size: real rows per training batch (default ``batch_size``; fewer when ``augment``
             appends synthetic rows, so that batches keep their size).
-    Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
+    Returns ``{"model" (CPU, eval mode, best epoch, its softmax temperature fitted on VALID), "best_epoch",
+    "valid_acc", "history", "temperature", "test", "eval"?}``.
     """
     batch_size, epochs = int(hp["batch_size"]), int(hp["number_of_epochs"])
     if loader is None:
@@ -265,5 +272,6 @@ def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool =
         if not reports:
             brain.checkpointer.recover_if_possible(importance_key=best_epoch_key)
     model = brain.modules.model.to("cpu").eval()
+    model.temperature = fit_temperature(logits_of(model, data.valid[0], batch_size), data.valid[1])
     return {"model": model, "best_epoch": best.meta["epoch"], "valid_acc": best.meta[BEST_KEY],
-            "history": history, **reports}
+            "history": history, "temperature": model.temperature, **reports}

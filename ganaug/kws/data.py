@@ -7,7 +7,6 @@ the same clips in the same order.
 from __future__ import annotations
 
 import csv
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ganaug.data.layouts import SILENCE_LABEL, UNKNOWN_LABEL
 
 SPECIAL = (UNKNOWN_LABEL, SILENCE_LABEL)   # the v2-12 task's classes that are not keywords: they stay real
 
-__all__ = ["KWSData", "load_kws_data", "task_labels", "write_noise_csv", "tstr_training_set", "make_gan_augment",
+__all__ = ["KWSData", "load_kws_data", "task_labels", "write_noise_csv", "tstr_training_set", "speakers_sha1",
            "SPECIAL"]
 
 
@@ -40,6 +39,14 @@ def _preload(dataset, cache_dir):
                            f"{dataset.label_names}; check --data_folder, --labels and --speaker_fraction")
     wavs, labels = preload(dataset, cache_dir=cache_dir, progress=False)
     return wavs, labels
+
+
+def speakers_sha1(speakers) -> str:
+    """A short id of a set of speaker ids: what a classifier was trained on, for checks that need the same
+    speakers (soft labels) whatever the labels, rate or clip length."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(map(str, speakers))).encode()).hexdigest()[:16]
 
 
 def task_labels(hp: dict) -> list[str]:
@@ -77,6 +84,7 @@ def load_kws_data(hp: dict) -> KWSData:
     data = KWSData(labels, *(_preload(sets[s], cache_dir) for s in ("train", "valid", "test")))
     data.info = {f"{s}_speakers": len(d.speakers) for s, d in sets.items()}
     data.info["train_speaker_ids"] = sets["train"].speakers
+    data.info["train_speakers_sha1"] = speakers_sha1(sets["train"].speakers)
     data.info["train_fingerprint"] = sets["train"].fingerprint()
     overlap = set(sets["train"].speakers) & (set(sets["valid"].speakers) | set(sets["test"].speakers))
     if overlap:  # a bug upstream, never a user error: refuse to report a leaky number
@@ -142,40 +150,3 @@ def tstr_training_set(gan_ckpt, label_names, per_label: int, sample_rate: int, n
                            f"min_confidence={min_confidence}; lower gan_min_confidence or train the generator longer")
     labels = torch.tensor([list(label_names).index(name) for name in kept], dtype=torch.long)
     return wavs, labels
-
-
-def make_gan_augment(hp: dict, label_names):
-    """The GanAugment of a run (``gan_ckpt``, ``gan_mode``, ``gan_p``, ``gan_ratio``, ``gan_unknown_labels``,
-    ``gan_min_confidence``, ``gan_filter_classifier``), or None when ``gan_ckpt`` is empty: the SpeechBrain
-    adapter (``(wavs, lens, labels)`` in and out), which both trainers call on every training batch.
-
-    A run label the generator does not know is an error here, before any training, unless
-    ``gan_unknown_labels=keep``. The label-consistency filter keys are passed only when set.
-    """
-    ckpt = str(hp.get("gan_ckpt") or "")
-    if not ckpt:
-        return None
-    if not Path(ckpt).is_dir():
-        raise HparamsError(f"gan_ckpt={ckpt}: no such checkpoint directory; give one written by `ganaug train` or ''")
-    from ganaug.augment.checks import check_known
-    from ganaug.integrations.speechbrain import GanAugment
-
-    policy = str(hp.get("gan_unknown_labels") or "error")
-    wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), ratio=float(hp["gan_ratio"]), label_names=list(label_names),
-                  sample_rate=int(hp["sample_rate"]), unknown_labels="keep" if set(SPECIAL) & set(label_names) else policy)
-    if float(hp.get("gan_min_confidence") or 0.0) > 0:
-        wanted["min_confidence"] = float(hp["gan_min_confidence"])
-    if str(hp.get("gan_filter_classifier") or ""):
-        wanted["filter_classifier"] = str(hp["gan_filter_classifier"])
-    params = inspect.signature(GanAugment).parameters
-    dropped = [k for k in ("min_confidence", "filter_classifier") if k in wanted and k not in params]
-    if dropped:
-        raise HparamsError(f"gan_{dropped[0]}: this GanAugment has no label-consistency filter; "
-                           f"leave gan_min_confidence=0 and gan_filter_classifier=''")
-    augment = GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
-    try:      # the v2-12 task's _unknown_ and _silence_ rows always stay real; other labels follow the policy
-        check_known([n for n in label_names if n not in SPECIAL], augment.known_labels, policy,
-                    keep="--gan_unknown_labels=keep")
-    except ValueError as err:
-        raise HparamsError(f"gan_ckpt={ckpt}: {err}") from err
-    return augment

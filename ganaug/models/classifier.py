@@ -111,6 +111,7 @@ class KWSClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self._dim, len(self.label_names))
         self.to(memory_format=torch.channels_last)        # oneDNN's faster convolution layout (docs/performance.md)
+        self.temperature = 1.0     # softmax temperature fitted on VALID after training (config.json), for posteriors
 
     def config(self) -> dict:
         """Constructor kwargs (what ``save_classifier`` stores)."""
@@ -153,6 +154,10 @@ class KWSClassifier(nn.Module):
     def forward(self, wavs: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, num_labels)``."""
         return self.classify(self.fbank(wavs))
+
+    def posteriors(self, wavs: torch.Tensor) -> torch.Tensor:
+        """Calibrated label probabilities ``(batch, num_labels)``: the softmax of logits / :attr:`temperature`."""
+        return torch.softmax(self(wavs).float() / float(self.temperature), dim=-1)
 
 
 def _learned(state: dict) -> dict:
@@ -204,6 +209,7 @@ def load_classifier(folder, device=None) -> KWSClassifier:
     tensors = load_tensors(weights)
     check_tensors(weights, tensors, _learned(model.state_dict()))
     model.load_state_dict(tensors, strict=False)  # the Fbank buffers are fixed, not stored
+    model.temperature = float(config.get("temperature", 1.0))
     model.eval()
     if device is not None:
         model.to(device)
