@@ -64,7 +64,7 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
     """
     from ganaug.config import HparamsError, load_hparams
     from ganaug.io import lock
-    from ganaug.kws.brain import OtherRunCheckpoints
+    from ganaug.kws.resume import OtherRunCheckpoints
     from ganaug.kws.recipe import check_hparams, train_kws
     from ganaug.models.classifier import REFERENCE_VERSION, is_classifier, save_classifier
 
