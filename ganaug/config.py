@@ -30,6 +30,10 @@ LIMITS = {
 }
 
 
+# Keys whose value may also be null (their YAML comment says what null means).
+NULLABLE = {"steps_per_epoch"}
+
+
 class HparamsError(ValueError):
     """A config that cannot be used; the message says which key or file and the fix."""
 
@@ -131,7 +135,7 @@ def _coerce(key: str, value, default, where: str):
         value = _yaml_value(value)
     if key == "labels" and isinstance(value, str):
         return split_labels(value)
-    if default is None or _is_tagged(default):
+    if default is None or _is_tagged(default) or (value is None and key in NULLABLE):
         return value
     ok = {bool: lambda v: isinstance(v, bool),
           int: lambda v: isinstance(v, int) and not isinstance(v, bool),

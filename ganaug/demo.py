@@ -40,7 +40,7 @@ SMOKE = {
     "preset": "wavegan_tiny",
     "train": {"batch_size": 8, "max_steps": 2, "ckpt_interval_steps": 2, "d_steps_per_g_step": 1,
               "log_interval_steps": 1, "samples_per_label": 1, "progress": False},
-    "classifier": {"number_of_epochs": 2, "batch_size": 8},
+    "classifier": {"number_of_epochs": 2, "steps_per_epoch": None, "batch_size": 8},
     "num_clips": 16,
     "ablation": "ablation_quick",
     "ablation_overrides": {"speaker_fractions": [1.0], "seeds": [0], "augmentations": ["none", "gan_conditional"],

@@ -17,7 +17,8 @@ from ganaug.config import HparamsError
 from ganaug.kws import KWSClassifier, load_classifier, run_kws, save_classifier
 from ganaug.models import WaveGANGenerator
 
-TINY = {"labels": "yes,no", "number_of_epochs": 1, "batch_size": 16, "channels": 8, "num_blocks": 1, "progress": False}
+TINY = {"labels": "yes,no", "number_of_epochs": 1, "steps_per_epoch": None, "batch_size": 16, "channels": 8,
+        "num_blocks": 1, "progress": False}        # an epoch is one pass here: the recipe's mechanics, in seconds
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +84,18 @@ def test_gan_switch_calls_gan_augment(mini_sc, tmp_path, cache, cond_ckpt):
     assert results["augmentation"]["gan_ckpt"] == str(cond_ckpt)
 
 
-def test_hf_datasets_path_with_gan_map(mini_sc, tmp_path, cache, cond_ckpt):
-    results = _run(mini_sc, tmp_path / "hf", cache, trainer="hf", gan_ckpt=str(cond_ckpt), gan_p=0.5)
-    assert results["trainer"] == "hf" and 0.0 <= results["test_acc"] <= 1.0
-    assert results["synthetic_rows"] == results["num_train"] // 2  # hf_map added half a row per real row
-    assert (tmp_path / "hf" / "results.json").is_file()
+def test_both_trainers_run_the_same_experiment_from_the_same_yaml(mini_sc, tmp_path, cache, cond_ckpt):
+    """One injection policy: the HF trainer applies GanAugment to each batch as the SpeechBrain one does
+    (it used to add hf_map rows once and ignore gan_mode), so the same YAML gives the same run."""
+    for mode in ("append", "replace"):
+        same = dict(gan_ckpt=str(cond_ckpt), gan_mode=mode, gan_ratio=0.5, gan_p=0.5, classic_augment=True,
+                    noise_folder="")
+        sb = _run(mini_sc, tmp_path / f"sb_{mode}", cache, **same)
+        hf = _run(mini_sc, tmp_path / f"hf_{mode}", cache, trainer="hf", **same)
+        assert hf["trainer"] == "hf" and sb["trainer"] == "speechbrain"
+        assert hf["synthetic_rows"] == sb["synthetic_rows"] > 0
+        assert hf["test_acc"] == pytest.approx(sb["test_acc"], abs=0.1)     # within seed noise (same draws: equal)
+        assert hf["test_predictions"] == sb["test_predictions"]
 
 
 def test_tstr_trains_on_synthetic_only(mini_sc, tmp_path, cache, cond_ckpt):

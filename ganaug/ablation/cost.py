@@ -27,34 +27,33 @@ KWS_RATES = {
 }
 
 
-def _generator_steps(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path) -> dict | None:
+def _generator_steps(hp: dict, key: tuple, output: Path) -> dict | None:
     """The steps a generator of the grid still has to train (None: given, or finished already)."""
-    from ganaug.ablation.grid import DONE_MARKER, _given_checkpoint, _labels, generator_job
+    from ganaug.ablation.generators import DONE_MARKER, generator_job, given_checkpoint
     from ganaug.checkpoint import is_checkpoint, read_config
-    from ganaug.config import load_hparams
+    from ganaug.config import load_hparams, split_labels
 
-    if _given_checkpoint(hp, kind, family, option):
+    if given_checkpoint(hp, *key[1:4]):
         return None
-    folder, name, overrides = generator_job(hp, fraction, kind, family, option, output)
+    folder, name, overrides = generator_job(hp, key, output)
     if (folder / DONE_MARKER).is_file():
         return None
     gan, _ = load_hparams(name, overrides)
-    count = len(_labels(hp)) if not gan.get("conditional", False) else 1      # one generator per keyword
+    count = len(split_labels(hp["labels"])) if not gan.get("conditional", False) else 1   # one per keyword
     done = read_config(folder).get("step", 0) if count == 1 and is_checkpoint(folder) else 0
     return {"generators": count, "steps": count * max(0, int(gan["max_steps"]) - int(done)),
             "model_dim": int(gan["model_dim"]), "batch_size": int(gan["batch_size"]),
             "d_steps": int(gan.get("d_steps_per_g_step", 5))}
 
 
-def plan_cost(hp: dict, cells: list[dict], output: Path, kws_steps) -> dict:
+def plan_cost(hp: dict, cells: list[dict], output: Path, kws_steps, finished=()) -> dict:
     """``{"generators", "generator_steps", "gan_seconds"|None, "classifier_runs", "finished", "kws_seconds"|None,
-    "sources"}`` of the cells still to run; ``kws_steps(cell)`` gives a cell's optimizer steps and model name."""
-    from ganaug.ablation.grid import read_cell
-
+    "sources"}`` of the cells still to run (all but the names in ``finished``); ``kws_steps(cell)`` gives a
+    cell's optimizer steps, batch size and model name."""
     device = str(hp["device"]).split(":")[0]
-    todo = [c for c in cells if read_cell(output / "cells" / c["name"]) is None]
-    jobs = [job for key in dict.fromkeys((c["speaker_fraction"], *c["generator"]) for c in todo if c["generator"])
-            if (job := _generator_steps(hp, *key, output)) is not None]
+    todo = [c for c in cells if c["name"] not in set(finished)]
+    jobs = [job for key in dict.fromkeys(c["generator"] for c in todo if c["generator"])
+            if (job := _generator_steps(hp, key, output)) is not None]
     out = {"generators": sum(j["generators"] for j in jobs), "generator_steps": sum(j["steps"] for j in jobs),
            "classifier_runs": len(todo), "finished": len(cells) - len(todo), "device": device, "sources": []}
     if device in GAN_RATES and jobs:

@@ -1,11 +1,13 @@
 """``ganaug ablate HPARAMS.yaml``: speaker fractions x augmentations x generator options x seeds (+ TSTR), resumable.
 
 Every cell is one ``ganaug kws`` run in ``<output_folder>/cells/f<fraction>_<arm>[_<option>]_s<seed>/``;
-a cell whose ``results.json`` exists is skipped when the command is re-run. The generators a
-fraction needs are trained first with ``ganaug.train`` on that fraction's TRAINING speakers
-(same ``speaker_fraction`` and ``data_seed`` as the classifier, so never a valid/test speaker),
-into ``<output_folder>/gans/f<fraction>/{per_keyword,conditional}[_<family>][_<option>]``, or taken from
-the given ``per_keyword_ckpt`` / ``conditional_ckpt`` (``{fraction}`` in the path is replaced).
+a cell whose ``results.json`` exists is skipped when the command is re-run. A cell's seed sets its
+classifier's initialisation and batch order, its speaker subset (unless ``data_seed`` fixes one) and the
+seed of any generator trained for it (unless ``generator_seed`` fixes one). The generators are trained
+with ``ganaug.train`` on the cell's own TRAINING speakers, never a valid/test speaker
+(:mod:`ganaug.ablation.generators`), or taken from the given ``per_keyword_ckpt`` / ``conditional_ckpt``
+(``{fraction}`` in the path is replaced). Before any work the grid prints what it will cost
+(:mod:`ganaug.ablation.cost`).
 
 Arms (:data:`ARMS`): ``none``, ``classic`` (SpeechBrain noise/shift/speed), ``gan_per_keyword``,
 ``gan_conditional``, ``classic+gan`` (with ``classic_gan_generator``), ``gan_filtered`` and
@@ -27,9 +29,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
+from ganaug.ablation.generators import DEFAULT_FAMILY, describe_generators, generator_dir
 from ganaug.config import HparamsError, deep_merge, load_hparams, split_labels
 from ganaug.io import atomic_write, atomic_write_json
 
@@ -40,8 +42,6 @@ ARMS = ("none", "classic", "gan_per_keyword", "gan_conditional", "classic+gan", 
 GAN_KINDS = ("gan_per_keyword", "gan_conditional")   # the two kinds of generator an arm can use
 CLASSIC_ARMS = ("classic", "classic+gan", "classic+gan_filtered")
 FILTERED_ARMS = ("gan_filtered", "classic+gan_filtered")
-DEFAULT_FAMILY = "wavegan"
-DONE_MARKER = ".ablation_done"
 
 
 def _check(hp: dict) -> None:
@@ -58,6 +58,9 @@ def _check(hp: dict) -> None:
     for key in ("tstr_generator", "classic_gan_generator"):
         if hp[key] not in GAN_KINDS:
             raise HparamsError(f"{key}={hp[key]!r}: choose one of {GAN_KINDS}")
+    for key in ("data_seed", "generator_seed"):
+        if hp[key] is not None and (isinstance(hp[key], bool) or not isinstance(hp[key], int)):
+            raise HparamsError(f"{key}={hp[key]!r}: null (each cell's seed) or an integer (one for every seed)")
     if not 0.0 < float(hp["filter_min_confidence"]) <= 1.0:
         raise HparamsError(f"filter_min_confidence={hp['filter_min_confidence']!r}: a posterior in (0, 1], e.g. 0.8")
     from ganaug.models import GENERATORS as FAMILIES
@@ -65,11 +68,13 @@ def _check(hp: dict) -> None:
     families = _families(hp)
     if not families or any(f not in FAMILIES for f in families) or len(set(families)) != len(families):
         raise HparamsError(f"generator_families={families!r}: give distinct names from {sorted(FAMILIES)}")
-    options = hp["generator_options"] or {}
-    if not isinstance(options, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k)
-                                                and isinstance(v, dict) for k, v in options.items()):
-        raise HparamsError(f"generator_options={options!r}: give {{name: {{train key: value}}}}, names of letters, "
-                           f"digits, _ and -, e.g. {{ema: {{ema_decay: 0.999}}}}")
+    for key, example in (("generator_options", "{ema: {ema_decay: 0.999}}"),
+                         ("injection_options", "{w05: {synthetic_weight: 0.5}}")):
+        options = hp[key] or {}
+        if not isinstance(options, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]+", k)
+                                                    and isinstance(v, dict) for k, v in options.items()):
+            raise HparamsError(f"{key}={options!r}: give {{name: {{key: value}}}}, names of letters, digits, _ and -, "
+                               f"e.g. {example}")
 
 
 def _families(hp: dict) -> list[str]:
@@ -78,6 +83,11 @@ def _families(hp: dict) -> list[str]:
 
 def _options(hp: dict) -> list[str]:
     return list(hp["generator_options"] or {}) or [""]
+
+
+def _injections(hp: dict, aug: str) -> list[str]:
+    """The injection options (kws keys) a GAN arm runs once each with; TSTR has no real rows to inject into."""
+    return ([""] if aug == "tstr" else list(hp["injection_options"] or {}) or [""])
 
 
 def _kind(hp: dict, aug: str) -> str | None:
@@ -89,9 +99,16 @@ def _kind(hp: dict, aug: str) -> str | None:
     return hp["tstr_generator"] if aug == "tstr" else None
 
 
+def _seeds(hp: dict, fraction: float, seed: int) -> tuple[int, int]:
+    """``(data_seed, generator seed)`` of a cell: its own seed unless the grid fixes one (``data_seed``,
+    ``generator_seed``); all of the training speakers are the same subset whatever its seed."""
+    data_seed = int(seed if hp["data_seed"] is None else hp["data_seed"])
+    return (0 if float(fraction) == 1.0 else data_seed), int(seed if hp["generator_seed"] is None else hp["generator_seed"])
+
+
 def plan_cells(hp: dict) -> list[dict]:
-    """The grid, in run order: ``{speaker_fraction, augmentation, generator_option, seed, generator, name}``
-    per cell; ``generator`` is None or ``(kind, family, option)``."""
+    """The grid, in run order: ``{speaker_fraction, augmentation, generator_option, seed, data_seed, generator,
+    name}`` per cell; ``generator`` is None or ``(fraction, kind, family, option, data_seed, generator seed)``."""
     augs = list(hp["augmentations"]) + (["tstr"] if hp["tstr"] and "tstr" not in hp["augmentations"] else [])
     cells = []
     for fraction in hp["speaker_fractions"]:
@@ -99,123 +116,42 @@ def plan_cells(hp: dict) -> list[dict]:
             kind = _kind(hp, aug)
             for family in (_families(hp) if kind else [None]):
                 label = aug if family in (None, DEFAULT_FAMILY) else f"{aug}@{family}"
-                for option in (_options(hp) if kind else [""]):
+                for option, injection in [(o, i) for o in (_options(hp) if kind else [""])
+                                          for i in (_injections(hp, aug) if kind else [""])]:
+                    shown = "+".join(part for part in (option, injection) if part)
                     for seed in hp["seeds"]:
                         name = (f"f{float(fraction):g}_{label.replace('+', '_').replace('@', '_')}"
-                                f"{'_' + option if option else ''}_s{seed}")
+                                f"{'_' + shown.replace('+', '_') if shown else ''}_s{seed}")
+                        data_seed, gen_seed = _seeds(hp, fraction, seed)
                         cells.append({"speaker_fraction": float(fraction), "augmentation": label,
-                                      "generator_option": option, "seed": int(seed),
-                                      "generator": (kind, family, option) if kind else None, "name": name})
+                                      "generator_option": shown, "injection": injection, "seed": int(seed),
+                                      "data_seed": data_seed, "name": name,
+                                      "generator": (float(fraction), kind, family, option, data_seed, gen_seed)
+                                      if kind else None})
     return cells
-
-
-def _given_checkpoint(hp: dict, kind: str, family: str, option: str) -> str:
-    given = str(hp["per_keyword_ckpt" if kind == "gan_per_keyword" else "conditional_ckpt"] or "")
-    return given if family == DEFAULT_FAMILY and not option else ""
-
-
-def generator_job(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path) -> tuple[Path, str, dict]:
-    """Where the ablation trains one generator, the ``ganaug train`` config it uses and its overrides."""
-    folder = output / "gans" / f"f{fraction:g}" / ("per_keyword" if kind == "gan_per_keyword" else "conditional")
-    suffix = "".join(f"_{part}" for part in (family if family != DEFAULT_FAMILY else "", option) if part)
-    folder = folder.with_name(folder.name + suffix)
-    option_overrides = dict((hp["generator_options"] or {}).get(option) or {})
-    overrides = deep_merge(deep_merge(dict(hp["gan_overrides"] or {}), option_overrides), {
-        "data_folder": str(hp["data_folder"]), "output_folder": str(folder), "labels": _labels(hp),
-        "speaker_fraction": fraction, "data_seed": int(hp["data_seed"]), "device": str(hp["device"])})
-    if family != DEFAULT_FAMILY:   # the family's packaged config; one key makes it conditional
-        overrides["conditional"] = kind == "gan_conditional"
-        return folder, family, overrides
-    return folder, hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"], overrides
-
-
-def _generator_dir(hp: dict, fraction: float, kind: str, family: str, option: str, output: Path,
-                   train_missing: bool = True) -> Path:
-    """Given checkpoint, or train one on this fraction's training speakers (resumes/skips if done).
-
-    A generator folder finished with other settings is an error, never reused; ``train_missing=False``
-    only makes that check (a re-run checks every generator before it skips any finished cell)."""
-    given = _given_checkpoint(hp, kind, family, option)
-    if given:
-        path = Path(given.replace("{fraction}", f"{fraction:g}"))
-        if not path.is_dir():
-            raise HparamsError(f"{kind}: checkpoint {path} does not exist; train it with `ganaug train` or leave the key empty")
-        return path
-    from ganaug.train import train
-
-    folder, name, overrides = generator_job(hp, fraction, kind, family, option, output)
-    done_marker = folder / DONE_MARKER
-    recorded = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool, list))}
-    if done_marker.is_file():
-        before = json.loads(done_marker.read_text()).get("overrides")
-        if before != json.loads(json.dumps(recorded)):
-            changed = sorted(k for k in set(before or {}) | set(recorded) if (before or {}).get(k) != recorded.get(k))
-            raise HparamsError(f"{folder}: holds a generator trained with other settings ({', '.join(changed)} differ); "
-                               f"give another --output_folder, or delete {folder} to train it again")
-        return folder
-    if not train_missing:
-        return folder
-    train(name, overrides)
-    atomic_write_json(done_marker, {"finished": time.time(), "overrides": recorded})
-    return folder
 
 
 def _labels(hp) -> list[str]:
     return split_labels(hp["labels"])
 
 
-def describe_generators(hp: dict) -> dict[str, str]:
-    """What each generator arm uses, in words (printed, and written under the results table)."""
-    out = {}
-    for cell in plan_cells(hp):
-        if cell["generator"] is None:
-            continue
-        kind, family, option = cell["generator"]
-        given = _given_checkpoint(hp, kind, family, option)
-        label = cell["augmentation"] + (f" [{option}]" if option else "")
-        if given:
-            text = f"the given checkpoint {given}{_checkpoint_facts(given, cell['speaker_fraction'])}"
-        else:
-            gan = deep_merge(dict(hp["gan_overrides"] or {}), dict((hp["generator_options"] or {}).get(option) or {}))
-            preset = (family if family != DEFAULT_FAMILY else
-                      hp["gan_per_keyword_hparams" if kind == "gan_per_keyword" else "gan_conditional_hparams"])
-            text = (f"a {kind.replace('gan_', '').replace('_', '-')} {family} trained here per speaker fraction "
-                    f"({preset}, d={gan.get('model_dim', '?')}, {gan.get('max_steps', '?')} steps"
-                    + "".join(f", {k}={v}" for k, v in ((hp["generator_options"] or {}).get(option) or {}).items()) + ")")
-        if cell["augmentation"].split("@")[0] in FILTERED_ARMS:
-            text += f"; clips kept when the label filter's posterior >= {float(hp['filter_min_confidence']):g}"
-        out[label] = text
-    return out
-
-
-def _checkpoint_facts(given: str, fraction: float) -> str:
-    """`` (step 300, d=8, trained on 100% of the training speakers)`` from a given checkpoint's config.json."""
-    from ganaug.checkpoint import find_checkpoints, is_checkpoint, read_config
-
-    try:
-        path = Path(given.replace("{fraction}", f"{fraction:g}"))
-        config = read_config(path if is_checkpoint(path) else next(iter(find_checkpoints(path).values())))
-    except (OSError, ValueError, StopIteration):
-        return ""
-    kwargs, data = config.get("kwargs") or {}, config.get("data") or {}
-    facts = [f"step {config['step']}" if "step" in config else "", f"d={kwargs['model_dim']}" if "model_dim" in kwargs else "",
-             f"trained on {100 * float(data['speaker_fraction']):g}% of the training speakers" if "speaker_fraction" in data else ""]
-    facts = [f for f in facts if f]
-    return f" ({', '.join(facts)})" if facts else ""
-
-
 def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) -> dict:
     arm = cell["augmentation"].split("@")[0]
-    overrides = deep_merge(dict(hp["kws_overrides"] or {}), {
+    policy = {"gan_p": float(hp["gan_p"]), "gan_mode": str(hp["gan_mode"]), "gan_ratio": float(hp["gan_ratio"])}
+    injection = dict((hp["injection_options"] or {}).get(cell["injection"]) or {})     # may change the policy
+    overrides = deep_merge(deep_merge(deep_merge(dict(hp["kws_overrides"] or {}), policy), injection), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(cell_dir), "eval_folder": str(hp["eval_folder"] or ""),
         "noise_folder": str(hp["noise_folder"] or ""),
-        "labels": _labels(hp), "speaker_fraction": cell["speaker_fraction"], "data_seed": int(hp["data_seed"]),
+        "labels": _labels(hp), "speaker_fraction": cell["speaker_fraction"], "data_seed": cell["data_seed"],
         "seed": cell["seed"], "device": str(hp["device"]), "classic_augment": arm in CLASSIC_ARMS,
-        "gan_ckpt": str(gan_dir) if gan_dir is not None else "", "gan_p": float(hp["gan_p"]),
+        "gan_ckpt": str(gan_dir) if gan_dir is not None else "",
         "train_source": "synthetic" if arm == "tstr" else "real"})
     if arm in FILTERED_ARMS:  # kws.yaml's label-consistency filter of the synthetic clips
         overrides["gan_min_confidence"] = float(hp["filter_min_confidence"])
-        if not overrides.get("gan_filter_classifier") and gan_dir is not None:
+    judged = (float(overrides.get("gan_min_confidence") or 0) > 0 or overrides.get("gan_select") == "top_k"
+              or overrides.get("soft_labels"))
+    if judged and gan_dir is not None and arm != "tstr":
+        if not overrides.get("gan_filter_classifier"):
             from ganaug.kws.generate import filter_classifier_for   # the generator's own, trained once if missing
 
             overrides["gan_filter_classifier"] = str(filter_classifier_for(gan_dir, str(hp["device"])))
@@ -232,7 +168,8 @@ def read_cell(cell_dir: Path) -> dict | None:
     return results if isinstance(results, dict) and "test_acc" in results else None
 
 
-RESULT_KEYS = ("test_acc", "eval_acc", "valid_acc", "num_test", "num_eval", "num_train", "synthetic_rows", "duration_s")
+RESULT_KEYS = ("test_acc", "eval_acc", "valid_acc", "num_test", "num_eval", "num_train", "synthetic_rows", "duration_s",
+               "test_predictions", "test_targets")
 
 
 def _kws_steps(hp: dict):
@@ -243,19 +180,22 @@ def _kws_steps(hp: dict):
 
     kws, _ = load_hparams(hp["kws_hparams"], deep_merge(dict(hp["kws_overrides"] or {}), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(hp["output_folder"]), "labels": _labels(hp)}))
-    sizes: dict[float, int] = {}
+    sizes: dict[tuple, int] = {}
 
     def steps(cell: dict) -> tuple[int, int, str]:
-        fraction = cell["speaker_fraction"]
+        batch = int(kws["batch_size"])
+        model = str(kws["model"]) + (f"-{kws['tau']}" if kws["model"] == "bcresnet" else "")
+        if kws["steps_per_epoch"] is not None:       # the budget does not depend on the data size
+            return int(kws["number_of_epochs"]) * int(kws["steps_per_epoch"]), batch, model
         if cell["augmentation"].split("@")[0] == "tstr":
             n = int(kws["synthetic_per_label"]) * len(_labels(hp))
         else:
-            if fraction not in sizes:
-                sizes[fraction] = len(KeywordDataset(hp["data_folder"], labels=_labels(hp), split="train",
-                                                     speaker_fraction=fraction, seed=int(hp["data_seed"])))
-            n = sizes[fraction]
-        batch = int(kws["batch_size"])
-        return int(kws["number_of_epochs"]) * math.ceil(n / batch), batch, "ds_cnn"
+            key = (cell["speaker_fraction"], cell["data_seed"])
+            if key not in sizes:
+                sizes[key] = len(KeywordDataset(hp["data_folder"], labels=_labels(hp), split="train",
+                                                speaker_fraction=cell["speaker_fraction"], seed=cell["data_seed"]))
+            n = sizes[key]
+        return int(kws["number_of_epochs"]) * math.ceil(n / batch), batch, model
 
     return steps
 
@@ -266,7 +206,7 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from ganaug.ablation.cost import describe_cost, plan_cost
-    from ganaug.ablation.stats import html_table, markdown_table, plot, summarize, write_csv
+    from ganaug.ablation.stats import html_table, markdown_table, plot, seed_table, summarize, write_csv
     from ganaug.env import resolve_device
     from ganaug.kws.recipe import run_kws
 
@@ -277,9 +217,10 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     atomic_write(output / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
     cells = plan_cells(hp)
-    for key in dict.fromkeys((c["speaker_fraction"], *c["generator"]) for c in cells if c["generator"]):
-        _generator_dir(hp, *key, output, train_missing=False)   # finished cells of other generators: refused
-    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp))), flush=True)
+    for key in dict.fromkeys(c["generator"] for c in cells if c["generator"]):
+        generator_dir(hp, key, output, train_missing=False)   # finished cells of other generators: refused
+    finished = [c["name"] for c in cells if read_cell(output / "cells" / c["name"]) is not None]
+    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp), finished)), flush=True)
     rows, ran, skipped, generators = [], 0, 0, {}
     bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
     for cell in bar:
@@ -289,10 +230,9 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
         if results is None:
             gan_dir = None
             if cell["generator"]:
-                key = (cell["speaker_fraction"], *cell["generator"])
-                if key not in generators:
-                    generators[key] = _generator_dir(hp, *key, output)
-                gan_dir = generators[key]
+                if cell["generator"] not in generators:
+                    generators[cell["generator"]] = generator_dir(hp, cell["generator"], output)
+                gan_dir = generators[cell["generator"]]
             results = run_kws(hp["kws_hparams"], _cell_overrides(hp, cell, cell_dir, gan_dir))
             ran += 1
         else:
@@ -301,15 +241,16 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
                      "cell": cell["name"], **{k: results.get(k) for k in RESULT_KEYS}})
     order = list(dict.fromkeys(c["augmentation"] for c in cells))
     summary = summarize(rows)
-    used = describe_generators(hp)
+    used = describe_generators(hp, cells)
     paths = {"csv": output / "results.csv", "markdown": output / "results.md", "plot": output / "ablation.png"}
     write_csv(rows, paths["csv"])
     table = markdown_table(summary, order)
     note = (f"# Ablation: {output}\n\nLabels: {', '.join(_labels(hp))}; seeds {hp['seeds']}; accuracy on speakers "
             f"never seen in training (test split of {hp['data_folder']}).\n\n")
     arms = "".join(f"- {arm}: {text}\n" for arm, text in used.items())
+    per_seed = "\n## Every cell and seed\n\n" + seed_table(summary, order)
     atomic_write(paths["markdown"], lambda tmp: Path(tmp).write_text(
-        note + table + (f"\nGenerators used:\n\n{arms}" if arms else "")))
+        note + table + (f"\nGenerators used:\n\n{arms}" if arms else "") + per_seed))
     atomic_write_json(output / "summary.json", {"summary": summary, "order": order, "generators": used})
     plot(summary, paths["plot"], order)
     return {"rows": rows, "summary": summary, "ran": ran, "skipped": skipped, "table": table, "generators": used,

@@ -1,111 +1,111 @@
-"""Summaries of an ablation grid: mean, std and 95% intervals per cell; CSV, markdown, HTML, plot.
+"""Summaries of an ablation grid: per-seed accuracies, means over seeds, paired differences between arms.
 
-Two intervals, both within [0, 100] %:
-
-- **seeds (t)**: the mean over seeds +- ``t.ppf(0.975, n-1) * std / sqrt(n)`` (scipy), clipped to
-  [0, 1] (marked ``*`` where clipped). It says how much the result moves with the training seed;
-  it needs n >= 2 seeds ("n too small" otherwise) and is 0 wide when every seed scored the same.
-- **test clips (Wilson)**: the Wilson score interval of the pooled test counts (correct / clips over
-  the seeds). It says how much the accuracy moves with the finite test set and is never 0 wide.
+A cell is one (speaker fraction, arm, generator option); its seeds are runs whose seed sets the
+classifier's initialisation and batch order, the speaker subset and the seed of any generator trained for
+it. Every arm of a fraction is scored on the same test clips, so arms are compared *paired*: seed by
+seed (a t interval over the per-seed differences) and clip by clip (a bootstrap over the test clips of
+the per-clip difference, seeds fixed). The intervals are those of :mod:`ganaug.ablation.intervals`.
+A classifier that predicts one class for every test clip is *degenerate*: no difference involving it is
+reported as a number.
 """
 
 from __future__ import annotations
 
 import csv
 import html
-import math
 from pathlib import Path
 
-__all__ = ["t_critical", "mean_std_ci", "t_interval", "wilson_interval", "summarize", "write_csv",
-           "markdown_table", "html_table", "plot", "TOO_SMALL"]
+import numpy as np
 
-CSV_FIELDS = ["speaker_fraction", "augmentation", "generator_option", "seed", "test_acc", "eval_acc", "valid_acc",
-              "num_test", "num_eval", "num_train", "synthetic_rows", "duration_s", "cell"]
+from ganaug.ablation.intervals import mean_std_ci, paired_bootstrap, paired_t, t_interval, wilson_interval
+
+__all__ = ["summarize", "write_csv", "markdown_table", "seed_table", "html_table", "plot", "TOO_SMALL", "REFERENCES",
+           "NOTE"]
+
+CSV_FIELDS = ["speaker_fraction", "augmentation", "generator_option", "seed", "test_acc", "test_wilson_low",
+              "test_wilson_high", "num_test", "degenerate", "eval_acc", "valid_acc", "num_eval", "num_train",
+              "synthetic_rows", "duration_s", "cell"]
 TOO_SMALL = "n too small"
-
-
-def t_critical(df: int, confidence: float = 0.95) -> float:
-    """Two-sided critical value of Student's t with ``df`` degrees of freedom (``scipy.stats.t.ppf``)."""
-    from scipy.stats import t
-
-    if df < 1:
-        raise ValueError(f"df={df}: a t-interval needs at least 2 values (df >= 1)")
-    return float(t.ppf(0.5 + confidence / 2, df))
-
-
-def mean_std_ci(values) -> tuple[float, float | None, float | None]:
-    """``(mean, sample std (ddof=1), 95% CI half-width)``; std and CI are None for one value."""
-    values = [float(v) for v in values]
-    if not values:
-        raise ValueError("mean_std_ci: no values")
-    n = len(values)
-    mean = sum(values) / n
-    if n == 1:
-        return mean, None, None
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, std, t_critical(n - 1) * std / math.sqrt(n)
-
-
-def t_interval(values) -> tuple[float, float, bool] | None:
-    """95% t-interval of the mean of accuracies in [0, 1], clipped to [0, 1]: ``(low, high, clipped)``;
-    None for fewer than 2 values."""
-    mean, _, half = mean_std_ci(values)
-    if half is None:
-        return None
-    low, high = mean - half, mean + half
-    return max(low, 0.0), min(high, 1.0), low < 0.0 or high > 1.0
-
-
-def wilson_interval(correct: float, total: int, confidence: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval of a proportion ``correct / total`` (always inside [0, 1]); None if total is 0."""
-    from scipy.stats import norm
-
-    if total <= 0:
-        return None
-    z = float(norm.ppf(0.5 + confidence / 2))
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z / (1 + z * z / total) * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return max(centre - half, 0.0), min(centre + half, 1.0)
+DEGENERATE = "degenerate (one class predicted)"
+REFERENCES = ("none", "classic")        # the arms every other arm is compared with
 
 
 def _number(value):
     return None if value in (None, "") else float(value)
 
 
+def _correct(row: dict):
+    """The row's per-clip correctness (0/1 array) and its targets, or ``(None, None)``."""
+    preds, targets = row.get("test_predictions"), row.get("test_targets")
+    if not preds or not targets or len(preds) != len(targets):
+        return None, None
+    return (np.asarray(preds) == np.asarray(targets)).astype(float), tuple(targets)
+
+
+def _degenerate(row: dict) -> bool:
+    preds = row.get("test_predictions")
+    return bool(preds) and len(set(preds)) == 1
+
+
+def _per_seed(row: dict) -> dict:
+    acc, n = _number(row.get("test_acc")), int(_number(row.get("num_test")) or 0)
+    wilson = wilson_interval(acc * n, n) if acc is not None and n else None
+    return {"seed": int(row["seed"]), "test_acc": acc, "num_test": n, "degenerate": _degenerate(row),
+            "test_wilson_low": wilson[0] if wilson else None, "test_wilson_high": wilson[1] if wilson else None}
+
+
+def _paired(members: list[dict], reference: list[dict]) -> dict | None:
+    """The paired difference of an arm's seeds against a reference arm's same seeds (same fraction)."""
+    ref = {int(r["seed"]): r for r in reference}
+    pairs = [(m, ref[int(m["seed"])]) for m in members
+             if int(m["seed"]) in ref and _number(m.get("test_acc")) is not None
+             and _number(ref[int(m["seed"])].get("test_acc")) is not None]
+    if not pairs:
+        return None
+    out = {"pairs": len(pairs), "degenerate": any(_degenerate(m) or _degenerate(r) for m, r in pairs)}
+    a = [_number(m["test_acc"]) for m, _ in pairs]
+    b = [_number(r["test_acc"]) for _, r in pairs]
+    out["mean"] = float(np.mean(a) - np.mean(b))
+    t = paired_t(a, b)
+    out["t_low"], out["t_high"] = (t[1], t[2]) if t else (None, None)
+    correct = [(_correct(m), _correct(r)) for m, r in pairs]
+    same_clips = all(ca is not None and cr is not None and ta == tr for (ca, ta), (cr, tr) in correct)
+    boot = paired_bootstrap([ca for (ca, _), _ in correct], [cr for _, (cr, _) in correct]) if same_clips else None
+    out["boot_low"], out["boot_high"] = (boot[1], boot[2]) if boot else (None, None)
+    return out
+
+
 def summarize(rows: list[dict], metrics=("test_acc", "eval_acc")) -> list[dict]:
-    """One entry per (speaker_fraction, augmentation, generator_option): n, mean/std, the t interval
-    over seeds (``<metric>_ci_low/_ci_high/_ci_clipped``, absent when n < 2) and the Wilson interval of
-    the pooled test counts (``<metric>_wilson_low/_high``, when the rows carry ``num_test``/``num_eval``)."""
+    """One entry per (speaker_fraction, augmentation, generator_option): ``n``, the mean, std and t interval
+    over seeds (``<metric>_mean/_std/_ci95/_ci_low/_ci_high/_ci_clipped``), ``per_seed`` (accuracy and its
+    Wilson interval on that seed's test clips, never pooled), ``degenerate`` (seeds predicting one class)
+    and ``delta_vs_none``/``delta_vs_classic`` (``{mean, t_low, t_high, boot_low, boot_high, pairs,
+    degenerate}`` or None)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         key = (float(row["speaker_fraction"]), row["augmentation"], row.get("generator_option") or "")
         groups.setdefault(key, []).append(row)
     out = []
     for (fraction, aug, option), members in groups.items():
-        entry = {"speaker_fraction": fraction, "augmentation": aug, "generator_option": option, "n": len(members)}
+        entry = {"speaker_fraction": fraction, "augmentation": aug, "generator_option": option, "n": len(members),
+                 "per_seed": [_per_seed(m) for m in members], "degenerate": sum(_degenerate(m) for m in members)}
         for metric in metrics:
-            pairs = [(_number(m.get(metric)), _number(m.get("num_test" if metric == "test_acc" else "num_eval")))
-                     for m in members if _number(m.get(metric)) is not None]
-            if not pairs:
+            values = [_number(m.get(metric)) for m in members if _number(m.get(metric)) is not None]
+            if not values:
                 continue
-            values = [v for v, _ in pairs]
             entry[f"{metric}_mean"], entry[f"{metric}_std"], entry[f"{metric}_ci95"] = mean_std_ci(values)
             interval = t_interval(values)
             if interval is not None:
                 entry[f"{metric}_ci_low"], entry[f"{metric}_ci_high"], entry[f"{metric}_ci_clipped"] = interval
-            if all(n for _, n in pairs):
-                wilson = wilson_interval(sum(v * n for v, n in pairs), int(sum(n for _, n in pairs)))
-                entry[f"{metric}_wilson_low"], entry[f"{metric}_wilson_high"] = wilson
+        for ref in REFERENCES:
+            reference = groups.get((fraction, ref, ""))
+            entry[f"delta_vs_{ref}"] = None if reference is None or aug == ref else _paired(members, reference)
         out.append(entry)
-    base = {e["speaker_fraction"]: e.get("test_acc_mean") for e in out if e["augmentation"] == "none"}
-    for e in out:
-        ref = base.get(e["speaker_fraction"])
-        e["delta_vs_none"] = None if ref is None or "test_acc_mean" not in e else e["test_acc_mean"] - ref
     return out
 
 
 def write_csv(rows: list[dict], path) -> None:
+    """One line per cell and seed, with its Wilson interval and whether its classifier is degenerate."""
     from ganaug.io import atomic_write
 
     def write(tmp):
@@ -113,13 +113,18 @@ def write_csv(rows: list[dict], path) -> None:
             writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
+                full = {**row, **_per_seed(row)}
+                writer.writerow({k: ("" if full.get(k) is None else full.get(k)) for k in CSV_FIELDS})
 
     atomic_write(path, write)
 
 
 def _pct(value) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _signed(value) -> str:
+    return f"{100 * value:+.2f}"
 
 
 def _interval_text(s: dict, metric: str) -> str:
@@ -131,46 +136,78 @@ def _interval_text(s: dict, metric: str) -> str:
     return f"{_pct(s[f'{metric}_ci_low'])} – {_pct(s[f'{metric}_ci_high'])}{star}"
 
 
-def _wilson_text(s: dict, metric: str) -> str:
-    if f"{metric}_wilson_low" not in s:
-        return "–"
-    return f"{_pct(s[f'{metric}_wilson_low'])} – {_pct(s[f'{metric}_wilson_high'])}"
+def _delta_texts(delta: dict | None) -> tuple[str, str]:
+    """``(paired t text, bootstrap text)`` of a difference, in points."""
+    if delta is None:
+        return "–", "–"
+    if delta["degenerate"]:
+        return DEGENERATE, DEGENERATE
+    t = (f"{_signed(delta['mean'])} [{_signed(delta['t_low'])}, {_signed(delta['t_high'])}]"
+         if delta["t_low"] is not None else f"{_signed(delta['mean'])} ({TOO_SMALL})")
+    boot = (f"[{_signed(delta['boot_low'])}, {_signed(delta['boot_high'])}]" if delta["boot_low"] is not None
+            else "– (no per-clip predictions)")
+    return t, boot
+
+
+def _order(summary: list[dict], order) -> list[dict]:
+    order = list(order or [])
+    return sorted(summary, key=lambda s: (s["speaker_fraction"], order.index(s["augmentation"]) if s["augmentation"]
+                                          in order else len(order), s["augmentation"], s.get("generator_option") or ""))
 
 
 def _rows(summary: list[dict], order=None) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the results table (shared by markdown and HTML)."""
     has_eval = any("eval_acc_mean" in s for s in summary)
     has_option = any(s.get("generator_option") for s in summary)
+    refs = [r for r in REFERENCES if any(s.get(f"delta_vs_{r}") for s in summary)]
     head = ["speaker fraction", "augmentation"] + (["generator option"] if has_option else []) + [
-        "n", "test acc %", "std", "95% CI, seeds (t)", "95% CI, test clips (Wilson)", "Δ vs none"]
+        "n", "test acc %", "std", "95% CI, seeds (t)"]
+    for ref in refs:
+        head += [f"Δ vs {ref}, paired seeds (t)", f"Δ vs {ref}, 95% CI clips (bootstrap)"]
     if has_eval:
         head += ["eval acc %", "eval 95% CI, seeds (t)"]
-    order = list(order or [])
-    rank = lambda s: (s["speaker_fraction"], order.index(s["augmentation"]) if s["augmentation"] in order else len(order),  # noqa: E731
-                      s["augmentation"], s.get("generator_option") or "")
     body = []
-    for s in sorted(summary, key=rank):
-        delta = s.get("delta_vs_none")
-        cells = [f"{100 * s['speaker_fraction']:g}%", s["augmentation"]] + ([s.get("generator_option") or "–"] if has_option else []) + [
-            str(s["n"]), _pct(s.get("test_acc_mean")), _pct(s.get("test_acc_std")), _interval_text(s, "test_acc"),
-            _wilson_text(s, "test_acc"), "–" if delta is None or s["augmentation"] == "none" else f"{100 * delta:+.2f}"]
+    for s in _order(summary, order):
+        cells = [f"{100 * s['speaker_fraction']:g}%", s["augmentation"]] + (
+            [s.get("generator_option") or "–"] if has_option else []) + [
+            str(s["n"]) + (f" ({s['degenerate']} degenerate)" if s.get("degenerate") else ""),
+            _pct(s.get("test_acc_mean")), _pct(s.get("test_acc_std")), _interval_text(s, "test_acc")]
+        for ref in refs:
+            cells += list(_delta_texts(s.get(f"delta_vs_{ref}")))
         if has_eval:
             cells += [_pct(s.get("eval_acc_mean")), _interval_text(s, "eval_acc")]
         body.append(cells)
     return head, body
 
 
-NOTE = ("Accuracy on speakers never seen in training, mean over seeds. 95% CI, seeds (t): how far the mean "
-        f"moves with the training seed (scipy t quantile; '{TOO_SMALL}' below 2 seeds; * = clipped to 0–100). "
-        "95% CI, test clips (Wilson): how far it moves with the finite test set (pooled test clips).")
+NOTE = ("Accuracy on speakers never seen in training, mean over seeds; a seed sets the classifier's initialisation "
+        "and batch order, the training-speaker subset and any generator trained for the cell, and all arms of a "
+        "fraction share seeds and test clips. 95% CI, seeds (t): how far the mean moves from seed to seed "
+        f"('{TOO_SMALL}' below 2 seeds; * = clipped to 0–100). Δ: the arm minus the reference, paired seed by seed "
+        "(t interval of the per-seed differences) and clip by clip (bootstrap over the test clips, seeds fixed). "
+        "Each seed's own accuracy and Wilson interval on its test clips are in the per-seed table.")
 
 
 def markdown_table(summary: list[dict], order=None) -> str:
-    """Markdown table, accuracies in percent (see the module docstring for the two intervals)."""
+    """Markdown table, accuracies and differences in percent (points)."""
     head, body = _rows(summary, order)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines) + "\n\n" + NOTE + "\n"
+
+
+def seed_table(summary: list[dict], order=None) -> str:
+    """Markdown table of every cell and seed: accuracy and the Wilson interval of its own test clips."""
+    lines = ["| speaker fraction | augmentation | generator option | seed | test acc % | 95% CI, its test clips "
+             "(Wilson) | test clips |", "|---|---|---|---|---|---|---|"]
+    for s in _order(summary, order):
+        for p in sorted(s["per_seed"], key=lambda p: p["seed"]):
+            wilson = (f"{_pct(p['test_wilson_low'])} – {_pct(p['test_wilson_high'])}"
+                      if p["test_wilson_low"] is not None else "–")
+            lines.append(f"| {100 * s['speaker_fraction']:g}% | {s['augmentation']} | {s.get('generator_option') or '–'} "
+                         f"| {p['seed']} | {_pct(p['test_acc'])}{' (degenerate)' if p['degenerate'] else ''} | {wilson} "
+                         f"| {p['num_test']} |")
+    return "\n".join(lines) + "\n"
 
 
 def html_table(summary: list[dict], order=None) -> str:
@@ -195,10 +232,7 @@ def plot(summary: list[dict], path, order=None, metric="test_acc") -> None:
 
     from ganaug.io import atomic_write
 
-    order = list(order or [])
-    names = list(dict.fromkeys(_line_name(s) for s in sorted(
-        summary, key=lambda s: (order.index(s["augmentation"]) if s["augmentation"] in order else len(order),
-                                s.get("generator_option") or ""))))
+    names = list(dict.fromkeys(_line_name(s) for s in _order(summary, order)))
     fig = Figure(figsize=(8.0, 4.2), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

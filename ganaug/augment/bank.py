@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ganaug.audio import load_audio
-from ganaug.augment.source import MAX_ATTEMPTS, FilteredSource, GeneratorSource, mix_seed, with_filter
+from ganaug.augment.source import MAX_ATTEMPTS, ClipSource, FilteredSource, GeneratorSource, mix_seed, with_filter
 from ganaug.checkpoint import is_checkpoint
 from ganaug.io import atomic_write, atomic_write_json
 
@@ -236,7 +236,7 @@ def make_source(ckpt=None, bank=None, min_confidence=None, filter_classifier=Non
     :class:`~ganaug.augment.source.FilteredSource` when ``min_confidence`` is set."""
     if bank is not None:
         source = bank if isinstance(bank, SyntheticBank) else SyntheticBank(bank)
-    elif isinstance(ckpt, (SyntheticBank, GeneratorSource, FilteredSource)):
+    elif isinstance(ckpt, ClipSource):       # a source made already (e.g. a SelectedSource)
         source = ckpt
     elif ckpt is None:
         raise ValueError("give ckpt= (a checkpoint directory, a per-keyword run folder or {label: dir}) or bank=")

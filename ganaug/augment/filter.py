@@ -147,6 +147,19 @@ class LabelFilter:
             raise ValueError(f"labels {missing} are not known to the filter classifier {where} (it knows "
                              f"{self.model.label_names}); pass filter_classifier= trained on these labels")
 
+    def posteriors(self, wavs: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """``(n, classifier labels)`` float32 calibrated posteriors (the classifier's temperature, fitted on
+        VALID when it was trained) of clips ``wavs`` ``(n, time)`` at ``sample_rate``, on the CPU."""
+        if wavs.dim() != 2:
+            raise ValueError(f"wavs of shape {tuple(wavs.shape)}: expected (n, time)")
+        model = self.model
+        device = self.device or wavs.device
+        if next(model.parameters()).device != device:
+            model.to(device)
+        x = resample(wavs.to(device).float(), int(sample_rate), model.sample_rate)
+        with torch.inference_mode():
+            return model.posteriors(x).cpu()
+
     def confidence(self, wavs: torch.Tensor, names, sample_rate: int) -> torch.Tensor:
         """``(n,)`` float32 posterior of ``names[i]`` for clip ``wavs[i]``, on the CPU."""
         names = list(names)
@@ -155,15 +168,8 @@ class LabelFilter:
         if not names:
             return torch.empty(0)
         self.check_labels(names)
-        model = self.model
-        device = self.device or wavs.device
-        if next(model.parameters()).device != device:
-            model.to(device)
-        x = resample(wavs.to(device).float(), int(sample_rate), model.sample_rate)
-        index = torch.tensor([model.label_names.index(n) for n in names], device=device)
-        with torch.inference_mode():
-            probs = torch.softmax(model(x).float(), dim=-1)
-        return probs.gather(1, index[:, None])[:, 0].cpu()
+        index = torch.tensor([self.model.label_names.index(n) for n in names])
+        return self.posteriors(wavs, sample_rate).gather(1, index[:, None])[:, 0]
 
     def accept(self, wavs: torch.Tensor, names, sample_rate: int) -> torch.Tensor:
         """``(n,)`` bool: the posterior of each clip's label is at least ``min_confidence``."""

@@ -41,7 +41,6 @@ import hashlib
 import io
 import os
 import sys
-from numbers import Real
 
 import numpy as np
 import soundfile as sf
@@ -50,7 +49,7 @@ import torch
 from ganaug.audio import prepare_audio
 from ganaug.augment.checks import check_known, check_ratio, label_names_of
 from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, mix_seed, with_filter
-from ganaug.augment.rows import draw_params, kept_rows, synthetic_rows
+from ganaug.augment.rows import InjectionPolicy, draw_params, kept_rows, synthetic_rows
 
 __all__ = ["HFMap", "HFTransform"]
 
@@ -188,7 +187,7 @@ class HFMap(_Base):
     def __init__(self, aug, ratio=0.5, seed=0, audio_column="audio", label_column="label", features=None,
                  synthetic_column="synthetic", min_confidence=None, filter_classifier=None,
                  max_attempts=MAX_ATTEMPTS):
-        ratio = check_ratio(ratio)
+        ratio = InjectionPolicy("append", ratio=check_ratio(ratio)).ratio    # rows are added, never replaced
         super().__init__(aug, audio_column, label_column, features, synthetic_column, min_confidence,
                          filter_classifier, max_attempts)
         self.ratio, self.seed = ratio, int(seed)
@@ -247,12 +246,10 @@ class HFTransform(_Base):
     def __init__(self, aug, p=None, audio_column="audio", label_column="label", features=None,
                  synthetic_column="synthetic", generator=None, min_confidence=None, filter_classifier=None,
                  max_attempts=MAX_ATTEMPTS):
-        p = aug.p if p is None else p
-        if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p <= 1:
-            raise ValueError(f"p={p!r}: must be a probability in [0, 1]")
+        self.policy = InjectionPolicy("replace", aug.p if p is None else p)     # every row keeps its place
         super().__init__(aug, audio_column, label_column, features, synthetic_column, min_confidence,
                          filter_classifier, max_attempts)
-        self.p, self.generator = float(p), generator
+        self.p, self.generator = self.policy.p, generator
 
     def __call__(self, batch):
         if _inside_dataset_map():
@@ -262,7 +259,7 @@ class HFTransform(_Base):
                              "ds.map(aug.hf_map(ratio=...), batched=True) before the feature extraction")
         names = self._names(batch)
         known = self._known(names)
-        params = draw_params(len(names), self.p, self.generator)   # per-worker streams in DataLoader workers
+        params = draw_params(len(names), self.policy, self.generator)   # per-worker streams in DataLoader workers
         rows = synthetic_rows(params["mask"], known)
         seeds = params["seeds"][rows].tolist() if rows else []
         out = {k: list(v) for k, v in batch.items()}

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from ganaug.augment.bank import SyntheticBank, make_source
 from ganaug.augment.checks import check_known, check_policy, check_ratio
+from ganaug.augment.rows import InjectionPolicy
 from ganaug.augment.source import MAX_ATTEMPTS, FilteredSource, fit_clips, mix_seed
 from ganaug.data.adapt import LabelledView
 
@@ -58,7 +59,7 @@ class GanMixDataset(Dataset):
                  unknown_labels: str = "error", min_confidence=None, filter_classifier=None,
                  max_attempts: int = MAX_ATTEMPTS, *, labels=None, label_names=None, sample_rate=None,
                  num_samples=None, wav_key=None):
-        ratio = check_ratio(ratio)
+        ratio = InjectionPolicy("append", ratio=check_ratio(ratio)).ratio     # items are added, never replaced
         check_policy(unknown_labels)
         self.view = LabelledView(real, labels, label_names, sample_rate, num_samples, wav_key)
         self.real, self.ratio, self.seed = real, ratio, int(seed)

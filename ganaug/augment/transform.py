@@ -14,12 +14,10 @@ from torch import nn
 
 from ganaug.augment.bank import make_source
 from ganaug.augment.checks import UNKNOWN_LABELS, check_known, check_policy, label_names_of
-from ganaug.augment.rows import draw_params, kept_rows, synthetic_rows
+from ganaug.augment.rows import MODES, InjectionPolicy, draw_params, kept_rows, synthetic_rows
 from ganaug.augment.source import MAX_ATTEMPTS, fit_clips
 
 __all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
-
-MODES = ("replace", "append")
 SHORT = 0.9  # a batch shorter than this share of the generator's clip (at the batch's rate) crops it: say the rate
 
 
@@ -75,8 +73,10 @@ class GanAugment(nn.Module):
 
     ``aug(wavs, labels)`` replaces each row of ``wavs`` ``(batch, time)`` (or torchaudio's
     ``(batch, 1, time)``, returned in that shape) with probability ``p``
-    by a synthetic clip *of that row's own label*; ``mode="append"`` adds the synthetic clips as
-    extra rows and returns ``(wavs, lengths, labels)``.
+    by a synthetic clip *of that row's own label*; ``mode="append"`` adds ``ratio`` synthetic rows per
+    real row (exactly, of distinct rows' labels; default ``ratio=p``) and returns ``(wavs, lengths, labels)``.
+    The choice is an :class:`~ganaug.augment.rows.InjectionPolicy` (``aug.policy``), the one every
+    trainer and dataset adapter uses; ``return_synthetic=True`` also returns the mask of the synthetic rows.
 
     Args:
         ckpt: a conditional checkpoint directory, a per-keyword run folder, ``{label: dir}``,
@@ -95,6 +95,7 @@ class GanAugment(nn.Module):
             clips are tried per row, and a row with none accepted stays real (not appended).
         filter_classifier: the filter's classifier folder or module (None: the generator's
             default, see :func:`ganaug.augment.filter.default_filter_dir`).
+        ratio: synthetic rows per real row in append mode, in [0, 1] (None: ``p``).
 
     Labels are matched by *name*. Synthetic clips are fit to the batch's length by
     :func:`~ganaug.augment.source.fit_clips` (crop around the centre, zero-pad at the end) and
@@ -106,12 +107,11 @@ class GanAugment(nn.Module):
 
     def __init__(self, ckpt=None, p: float = 0.5, mode: str = "replace", device=None, bank=None,
                  unknown_labels: str = "error", sample_rate: int | None = None, label_names=None,
-                 min_confidence=None, filter_classifier=None, max_attempts: int = MAX_ATTEMPTS):
+                 min_confidence=None, filter_classifier=None, max_attempts: int = MAX_ATTEMPTS, ratio=None):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p={p!r}: must be a probability in [0, 1] (e.g. p=0.5)")
-        if mode not in MODES:
-            raise ValueError(f"mode={mode!r}: choose one of {MODES}")
+        self.policy = InjectionPolicy(mode, float(p), float(p if ratio is None else ratio))
         check_policy(unknown_labels)
         if sample_rate is not None and (isinstance(sample_rate, bool) or int(sample_rate) <= 0):
             raise ValueError(f"sample_rate={sample_rate!r}: give the batches' rate in Hz (e.g. 16000) or None")
@@ -121,7 +121,7 @@ class GanAugment(nn.Module):
             raise ValueError(f"device={device!r}: not a torch device; use 'cpu', 'cuda', 'cuda:0' or None") from err
         self.p, self.mode, self.unknown_labels = float(p), mode, unknown_labels
         self.source = make_source(ckpt, bank, min_confidence, filter_classifier, max_attempts)
-        if self.p > 0:
+        if self.policy.rate > 0:
             self.source.load(self.device)  # a damaged checkpoint fails here, not mid-epoch
         self.sample_rate = int(sample_rate) if sample_rate is not None else self.source.sample_rate
         self.rate_given = sample_rate is not None  # else a batch that does not fit the generator's rate is an error
@@ -132,8 +132,8 @@ class GanAugment(nn.Module):
         """Label names this augmentation can synthesise."""
         return list(self.source.label_names)
 
-    def draw_params(self, batch_size: int, generator: torch.Generator | None = None) -> dict:
-        return draw_params(batch_size, self.p, generator)
+    def draw_params(self, batch_size: int, generator: torch.Generator | None = None, mode: str | None = None) -> dict:
+        return draw_params(batch_size, self.policy.with_mode(mode), generator)
 
     def _check_wavs(self, wavs) -> None:
         if not isinstance(wavs, torch.Tensor):
@@ -166,12 +166,14 @@ class GanAugment(nn.Module):
 
     def forward(self, wavs: torch.Tensor, labels, lengths: torch.Tensor | None = None, *, label_names=None,
                 mode: str | None = None, generator: torch.Generator | None = None, params: dict | None = None,
-                sample_rate: int | None = None):
+                sample_rate: int | None = None, return_synthetic: bool = False):
         """Args: ``wavs`` float ``(batch, time)`` or ``(batch, 1, time)``; ``labels`` names or indices (with ``label_names``);
         ``lengths`` relative (float, SpeechBrain) or absolute (int) lengths ``(batch,)``.
 
         Returns ``(wavs, labels)``, ``(wavs, lengths, labels)`` when ``lengths`` is given, and
-        always ``(wavs, lengths, labels)`` in append mode (relative lengths when none came in).
+        always ``(wavs, lengths, labels)`` in append mode (relative lengths when none came in); with
+        ``return_synthetic``, one more element: the bool mask ``(rows,)`` of the synthetic rows of the output
+        (the batch's own mask, so no one has to compare values to count them).
         """
         mode = self.mode if mode is None else mode
         if mode not in MODES:
@@ -181,18 +183,24 @@ class GanAugment(nn.Module):
             raise ValueError(f"lengths: expected a tensor of shape ({wavs.shape[0]},), one length per row")
         if mode == "append" and lengths is None:
             lengths = torch.ones(wavs.shape[0], device=wavs.device)
-        if not self.training or (self.p == 0 and params is None):  # identity: labels are not even read
-            return (wavs, labels) if lengths is None else (wavs, lengths, labels)
+        if not self.training or (self.policy.with_mode(mode).rate == 0 and params is None):   # identity
+            out = (wavs, labels) if lengths is None else (wavs, lengths, labels)
+            return (*out, torch.zeros(wavs.shape[0], dtype=torch.bool, device=wavs.device)) if return_synthetic else out
         names, known = self._check(wavs, labels, label_names)
         self._check_rate(wavs.shape[-1], sample_rate)
-        params = self.draw_params(wavs.shape[0], generator) if params is None else params
+        params = self.draw_params(wavs.shape[0], generator, mode) if params is None else params
         out, out_lengths, rows = gan_augment(wavs.flatten(0, -2) if wavs.dim() == 3 else wavs, names, self.source,
                                              params, mode, lengths, sample_rate or self.sample_rate, known, self.device)
         if wavs.dim() == 3:  # torchaudio's mono (batch, 1, time) goes back as it came
             out = out.unsqueeze(1)
         if mode == "append" and rows.numel():
             labels = _concat(labels, _select(labels, rows))
-        return (out, labels) if out_lengths is None else (out, out_lengths, labels)
+        result = (out, labels) if out_lengths is None else (out, out_lengths, labels)
+        if not return_synthetic:
+            return result
+        synthetic = torch.zeros(out.shape[0], dtype=torch.bool, device=out.device)
+        synthetic[rows.to(out.device) if mode == "replace" else slice(wavs.shape[0], None)] = True
+        return (*result, synthetic)
 
     # -- HuggingFace datasets -----------------------------------------------------------------
     def hf_map(self, ratio: float = 0.5, **kwargs):
@@ -210,5 +218,5 @@ class GanAugment(nn.Module):
         return HFTransform(self, p=p, **kwargs)
 
     def extra_repr(self) -> str:
-        return (f"p={self.p}, mode={self.mode!r}, labels={self.known_labels}, sample_rate={self.sample_rate}, "
+        return (f"{self.policy}, labels={self.known_labels}, sample_rate={self.sample_rate}, "
                 f"unknown_labels={self.unknown_labels!r}, source={type(self.source).__name__}")

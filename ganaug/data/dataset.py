@@ -10,10 +10,44 @@ import torch
 from torch.utils.data import Dataset
 
 from ganaug.audio import OFFSETS, load_audio
-from ganaug.data.layouts import DIGIT_WORDS, Clip, scan
+from ganaug.data.layouts import DIGIT_WORDS, SILENCE_LABEL, UNKNOWN_LABEL, Clip, scan
 from ganaug.data.splits import SPLITS, assign_splits, check_fractions, read_list_files, subset_speakers
 
 __all__ = ["KeywordDataset"]
+
+
+def _unknown_and_silence(clips: list[Clip], labels, root: Path | None, sample_rate: int) -> list[Clip]:
+    """Speech Commands' two special labels when asked for: ``_unknown_`` = every word not among ``labels``
+    (the official archive has one folder per word, no ``_unknown_/``), and ``_silence_`` cut into one-second
+    clips from ``_background_noise_/`` when there is no ``_silence_/`` folder (as the dataset's authors did)."""
+    import dataclasses
+
+    wanted = set(labels or ())
+    if UNKNOWN_LABEL in wanted:
+        clips = [c if c.label_name in wanted or c.label_name == SILENCE_LABEL
+                 else dataclasses.replace(c, label_name=UNKNOWN_LABEL) for c in clips]
+    noise = None if root is None else Path(root) / "_background_noise_"
+    if SILENCE_LABEL in wanted and noise is not None and noise.is_dir() and not any(
+            c.label_name == SILENCE_LABEL for c in clips):
+        from ganaug.data.noise import noise_segments
+
+        for path in noise_segments(noise, sample_rate, segment_seconds=1.0, hop_seconds=1.0):
+            relpath = f"{SILENCE_LABEL}/{path.stem}"
+            clips.append(Clip(str(path), SILENCE_LABEL, "", relpath, relpath))
+    return clips
+
+
+def _thin_unknown(clips: list[Clip], share: float, seed: int) -> list[Clip]:
+    """At most ``share`` x the other clips are ``_unknown_`` (a seeded subset), as the benchmark's
+    ``unknown_percentage``: other words would otherwise outnumber the keywords."""
+    import random
+
+    unknown = [i for i, c in enumerate(clips) if c.label_name == UNKNOWN_LABEL]
+    keep = round(share * (len(clips) - len(unknown)))
+    if len(unknown) <= keep:
+        return clips
+    dropped = set(unknown) - set(random.Random(seed).sample(unknown, keep))
+    return [c for i, c in enumerate(clips) if i not in dropped]
 
 
 def _label_order(names) -> list[str]:
@@ -43,6 +77,11 @@ class KeywordDataset(Dataset):
             (only with ``split="train"``): the low-data regimes of the ablations.
         seed: seed of the speaker subset.
         offset: where to crop clips longer than ``num_samples`` ("center", "start", "random").
+        unknown_share: with ``_unknown_`` among ``labels``, keep at most this share (of the other clips) of
+            ``_unknown_`` clips, a seeded subset (the benchmark's 10%); None keeps them all.
+
+    Asking for ``_unknown_`` gathers every word not among ``labels`` under it; asking for ``_silence_``
+    where there is no ``_silence_/`` folder cuts one-second clips from ``_background_noise_/`` (cached).
 
     Items are dicts ``{wav: float32 (num_samples,), label: int, label_name: str, speaker: str,
     path: str}``; ``speaker`` is ``""`` for clips without one (``_silence_``).
@@ -59,16 +98,19 @@ class KeywordDataset(Dataset):
         speaker_fraction: float = 1.0,
         seed: int = 0,
         offset: str = "center",
+        unknown_share: float | None = None,
     ):
         self.root = Path(root)
         self.layout, clips = scan(self.root)
         list_splits = read_list_files(self.root) if self.layout == "speech_commands" else None
+        clips = _unknown_and_silence(clips, labels, self.root, int(sample_rate))
         self._init(clips, labels, sample_rate, num_samples, split, split_fractions,
-                   speaker_fraction, seed, offset, list_splits)
+                   speaker_fraction, seed, offset, list_splits, unknown_share=unknown_share)
 
     # -- construction shared with the HF and manifest readers ------------------------------
     def _init(self, clips, labels, sample_rate, num_samples, split, split_fractions,
-              speaker_fraction, seed, offset, list_splits=None, reader: Callable | None = None):
+              speaker_fraction, seed, offset, list_splits=None, reader: Callable | None = None,
+              unknown_share: float | None = None):
         if split not in (None, *SPLITS):
             raise ValueError(f"split={split!r}: choose None, 'train', 'valid' or 'test'")
         if offset not in OFFSETS:
@@ -103,11 +145,12 @@ class KeywordDataset(Dataset):
         if split is not None:
             # Splits are decided on every clip before labels are filtered, so a speaker lands in
             # the same split whichever labels a run asks for; speakerless clips are dealt apart.
+            # speakerless clips (_silence_) are dealt by a hash of their file: the list files name none
+            table = assign_splits({c.split_key for c in clips if not c.speaker}, self.split_fractions)
             if list_splits is not None:
-                which = lambda c: list_splits.get(c.relpath, "train")  # noqa: E731
+                which = lambda c: list_splits.get(c.relpath, "train") if c.speaker else table[c.split_key]  # noqa: E731
             else:
-                table = assign_splits({c.split_key for c in clips if c.speaker}, self.split_fractions)
-                table.update(assign_splits({c.split_key for c in clips if not c.speaker}, self.split_fractions))
+                table.update(assign_splits({c.split_key for c in clips if c.speaker}, self.split_fractions))
                 which = lambda c: table[c.split_key]  # noqa: E731
             clips = [c for c in clips if which(c) == split]
             if speaker_fraction != 1.0:  # speakers and speakerless clips are thinned apart
@@ -116,6 +159,8 @@ class KeywordDataset(Dataset):
                 clips = [c for c in clips if c.split_key in chosen]
         keep = set(self.label_names)
         clips = [c for c in clips if c.label_name in keep]
+        if unknown_share is not None and UNKNOWN_LABEL in keep:
+            clips = _thin_unknown(clips, float(unknown_share), seed)
         self.clips: list[Clip] = clips
         self.label_to_index = {name: i for i, name in enumerate(self.label_names)}
 

@@ -49,11 +49,11 @@ class GanAugment(_GanAugment):
     """
 
     def __init__(self, ckpt=None, p=0.5, mode="replace", device=None, bank=None, unknown_labels="error",
-                 sample_rate=None, label_names=None, min_confidence=None, filter_classifier=None):
+                 sample_rate=None, label_names=None, min_confidence=None, filter_classifier=None, ratio=None):
         encoder = label_names if hasattr(label_names, "ind2lab") else None
         super().__init__(ckpt, p, mode, device, bank, unknown_labels, sample_rate,
                          None if encoder is not None else label_names, min_confidence=min_confidence,
-                         filter_classifier=filter_classifier)
+                         filter_classifier=filter_classifier, ratio=ratio)
         self.label_encoder = encoder
         self._pending = None
         self._warned_list = False

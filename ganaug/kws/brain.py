@@ -10,39 +10,39 @@ keeps the best one (:func:`best_epoch_key`: accuracy, ties to the lower loss) an
 testing recovers the best. A tqdm bar counts epochs and
 shows the training loss and the validation accuracy.
 
+Synthetic rows carry a mask from the augmentation; how they are learnt from (loss weight, soft targets,
+separate batch-norm statistics, a domain-adversarial head) is :mod:`ganaug.kws.synthetic`.
+
 Given a ``checkpoint_dir`` (``ganaug kws`` uses ``<output_folder>/save``), the checkpoints stay
 there and a run killed at any moment resumes from its newest epoch when rerun: weights, optimizer,
-epoch counter, the history and the random state the next epoch draws from (torch, CUDA, Python,
-NumPy and the training loader's shuffle), so on CPU a resumed run without GAN rows or background
-noise ends with the same weights as an uninterrupted one. Checkpoints of another setting (model,
-recipe, data) are refused with one line rather than resumed.
+schedule, epoch counter, the history and the random state the next epoch draws from (torch, CUDA,
+Python, NumPy and the training loader's shuffle), so on CPU a resumed run without GAN rows or
+background noise ends with the same weights as an uninterrupted one. Checkpoints of another setting
+(model, recipe, data) are refused with one line rather than resumed (:mod:`ganaug.kws.resume`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import random
 import tempfile
-import warnings
-import zipfile
 from pathlib import Path
 
+import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.epoch_loop import EpochCounter
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
+from ganaug.kws.calibrate import fit_temperature, logits_of
+from ganaug.kws.resume import RunState, check_resumable, run_signature, set_aside_damaged
+from ganaug.kws.synthetic import DomainHead, running_stats_frozen, synthetic_loss
 from ganaug.models.classifier import KWSClassifier
 
-__all__ = ["build_model", "set_epoch_lr", "accuracy_report", "AugmentPipeline", "train_classifier", "tensor_loader"]
+__all__ = ["build_model", "accuracy_report", "AugmentPipeline", "KWSBrain", "train_classifier", "tensor_loader",
+           "train_loader"]
 
 BEST_KEY = "valid_acc"
-# hparams left out of a run's signature: where it writes, how it shows progress, CPU threads, and the
-# paths whose contents are signed instead (the data's, the noise clips', the generator's, the filter's)
-UNSIGNED_KEYS = ("output_folder", "device", "num_threads", "progress", "cache_dir", "data_folder", "noise_folder",
-                 "eval_folder", "gan_ckpt", "gan_filter_classifier")
 
 
 def best_epoch_key(ckpt) -> tuple:
@@ -52,245 +52,193 @@ def best_epoch_key(ckpt) -> tuple:
 
 def build_model(hp: dict, label_names) -> KWSClassifier:
     return KWSClassifier(label_names, sample_rate=int(hp["sample_rate"]), n_mels=int(hp["n_mels"]),
-                         channels=int(hp["channels"]), num_blocks=int(hp["num_blocks"]), dropout=float(hp["dropout"]))
-
-
-def set_epoch_lr(optimizer, hp: dict, epoch: int) -> float:
-    """Cosine decay from ``lr`` over ``number_of_epochs`` (``epoch`` counts from 1)."""
-    total = max(1, int(hp["number_of_epochs"]))
-    lr = float(hp["lr"]) * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / total))
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return lr
+                         channels=int(hp["channels"]), num_blocks=int(hp["num_blocks"]), dropout=float(hp["dropout"]),
+                         model=str(hp["model"]), tau=int(hp["tau"]))
 
 
 def make_optimizer(hp: dict):
+    """AdamW; the Brain puts norm and bias parameters in a group without weight decay (SpeechBrain's
+    ``remove_vector_weight_decay``)."""
     return lambda params: torch.optim.AdamW(params, lr=float(hp["lr"]), weight_decay=float(hp["weight_decay"]))
 
 
+def total_steps(hp: dict, loader) -> int:
+    return int(hp["number_of_epochs"]) * len(loader)
+
+
+def make_scheduler(optimizer, hp: dict, steps: int):
+    """Linear warmup over ``warmup_fraction`` of the ``steps`` optimizer steps, then a cosine to 0, stepped per batch."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    warmup = min(steps - 1, int(round(float(hp["warmup_fraction"]) * steps)))
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, steps - warmup))
+    if warmup <= 0:
+        return cosine
+    return SequentialLR(optimizer, [LinearLR(optimizer, start_factor=1.0 / warmup, total_iters=warmup), cosine],
+                        milestones=[warmup])
+
+
 def accuracy_report(preds: torch.Tensor, targets: torch.Tensor, label_names) -> dict:
-    """``{"acc": float, "per_label_acc": {name: float|None}, "n": int}``."""
+    """``{"acc": float, "per_label_acc": {name: float|None}, "n": int, "predictions": [int], "targets": [int]}``
+    (the per-clip predictions, in the split's order, for paired comparisons between runs)."""
     correct = preds == targets
     per_label = {}
     for i, name in enumerate(label_names):
         mask = targets == i
         per_label[name] = float(correct[mask].float().mean()) if mask.any() else None
-    return {"acc": float(correct.float().mean()) if len(targets) else None, "per_label_acc": per_label, "n": int(len(targets))}
+    return {"acc": float(correct.float().mean()) if len(targets) else None, "per_label_acc": per_label,
+            "n": int(len(targets)), "predictions": preds.tolist(), "targets": targets.tolist()}
 
 
 class AugmentPipeline:
-    """GanAugment then the classic augmenter, on training batches ``(wavs, lens, labels)``.
+    """GanAugment then the classic augmenter, on training batches: ``(wavs, lens, labels) -> (wavs, lens,
+    labels, synthetic, soft)``, ``synthetic`` the bool mask of the rows GanAugment made synthetic and ``soft``
+    their target distributions (the filter's posteriors of the clean clips, with ``soft_labels``; else None).
+    ``injection``: a :class:`ganaug.kws.injection.Injection`. Counts the synthetic rows, for results.json."""
 
-    Counts the rows GanAugment made synthetic (replaced or appended), for results.json.
-    """
-
-    def __init__(self, gan_augment=None, classic=None):
-        self.gan_augment, self.classic = gan_augment, classic
+    def __init__(self, injection=None, classic=None):
+        self.injection, self.classic = injection, classic
+        self.gan_augment = getattr(injection, "augment", None)
         self.synthetic_rows = 0
 
     def __call__(self, wavs, lens, labels):
+        synthetic, soft = torch.zeros(len(wavs), dtype=torch.bool, device=wavs.device), None
         if self.gan_augment is not None:
-            n = len(wavs)
-            out_wavs, lens, labels = self.gan_augment(wavs, lens, labels)
-            changed = (out_wavs[:n, : wavs.shape[1]] != wavs[:, : out_wavs.shape[1]]).any(dim=1).sum()
-            self.synthetic_rows += int(changed) + max(0, len(out_wavs) - n)
-            wavs = out_wavs
+            wavs, lens, labels, synthetic = self.gan_augment(wavs, lens, labels, return_synthetic=True)
+            self.synthetic_rows += int(synthetic.sum())
+            if self.injection.soft_filter is not None:
+                soft = self.injection.soft_targets(wavs[synthetic])
         if self.classic is not None:
             wavs, lens = self.classic(wavs, lens)
-            labels = self.classic.replicate_labels(labels)
-        return wavs, lens, labels
+            labels, synthetic = self.classic.replicate_labels(labels), self.classic.replicate_labels(synthetic)
+            soft = None if soft is None else self.classic.replicate_labels(soft)
+        return wavs, lens, labels, synthetic, soft
 
 
-def run_signature(hp: dict, data, extra: str = "") -> str:
-    """What a checkpoint must agree on to be resumed: the scalar hparams but :data:`UNSIGNED_KEYS`,
-    the labels, the training data's fingerprint and ``extra`` (the contents of the noise clips,
-    generator and filter, :func:`ganaug.kws.recipe.inputs_fingerprint`)."""
-    keys = {k: v for k, v in sorted(hp.items()) if k not in UNSIGNED_KEYS and isinstance(v, (bool, int, float, str, list))}
-    keys["_labels"], keys["_train"] = list(data.label_names), str(data.info.get("train_fingerprint", ""))
-    keys["_extra"] = extra
-    return hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()[:16]
+class KWSBrain(sb.Brain):
+    """Keyword classification Brain: batches are ``(wavs, labels)`` of fixed-length clips; training batches
+    go through ``hparams.augment`` (which marks its synthetic rows) and SpecAugment on the features."""
 
+    def compute_forward(self, batch, stage):
+        wavs, labels = batch[0].to(self.device), batch[1].to(self.device)
+        model, out = self.modules.model, {"synthetic": None, "soft": None}
+        if stage == sb.Stage.TRAIN and self.hparams.augment is not None:
+            lens = torch.ones(len(wavs), device=self.device)
+            wavs, lens, labels, out["synthetic"], out["soft"] = self.hparams.augment(wavs, lens, labels)
+        feats = model.fbank(wavs)
+        if stage == sb.Stage.TRAIN and self.hparams.spec_augment is not None:
+            feats = self.hparams.spec_augment(feats)
+        synthetic = out["synthetic"]
+        if (stage == sb.Stage.TRAIN and synthetic is not None and bool(synthetic.any())
+                and self.hparams.config["synthetic_bn"] == "separate"):
+            emb = feats.new_empty((len(feats), model.embedding_dim))
+            emb[~synthetic] = model.embed_features(feats[~synthetic])
+            with running_stats_frozen(model):        # synthetic rows: their own batch statistics, never the running ones
+                emb[synthetic] = model.embed_features(feats[synthetic])
+        else:
+            emb = model.embed_features(feats)
+        return {**out, "logits": model.head(model.dropout(emb)), "labels": labels, "embeddings": emb}
 
-def _run_state_class():
-    from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
-
-    @register_checkpoint_hooks
-    class RunState:
-        """What an epoch checkpoint adds to the model and optimizer: the history and every RNG the
-        next epoch draws from (JSON, no pickle)."""
-
-        def __init__(self, loader, history: list, augment):
-            self.loader, self.history, self.augment = loader, history, augment
-
-        @mark_as_saver
-        def _save(self, path):
-            import numpy as np
-
-            np_state, (version, internal, gauss) = np.random.get_state(), random.getstate()
-            state = {"history": self.history, "torch": torch.get_rng_state().tolist(),
-                     "synthetic_rows": getattr(self.augment, "synthetic_rows", 0),
-                     "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_initialized() else [],
-                     "python": [version, list(internal), gauss],
-                     "numpy": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
-                     "loader": self.loader.generator.get_state().tolist() if self.loader.generator is not None else None}
-            Path(path).write_text(json.dumps(state))
-
-        @mark_as_loader
-        def _recover(self, path, end_of_epoch):
-            import numpy as np
-
-            del end_of_epoch
-            state = json.loads(Path(path).read_text())
-            self.history[:] = state["history"]
-            if hasattr(self.augment, "synthetic_rows"):
-                self.augment.synthetic_rows = int(state.get("synthetic_rows", 0))
-            torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-            if state["cuda"] and torch.cuda.is_available():
-                for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-                    torch.cuda.set_rng_state(torch.tensor(cuda_state, dtype=torch.uint8), device)
-            version, internal, gauss = state["python"]
-            random.setstate((version, tuple(internal), gauss))
-            name, keys, pos, has_gauss, cached = state["numpy"]
-            np.random.set_state((name, np.array(keys, dtype=np.uint32), int(pos), int(has_gauss), cached))
-            if state["loader"] is not None and self.loader.generator is not None:
-                self.loader.generator.set_state(torch.tensor(state["loader"], dtype=torch.uint8))
-
-    return RunState
-
-
-def _intact(ckpt_dir: Path, names) -> bool:
-    """Whether every file of a checkpoint folder reads back whole (SpeechBrain writes the meta first,
-    so a kill while saving leaves a folder that looks like a checkpoint)."""
-    import yaml
-
-    try:
-        if not isinstance(yaml.safe_load((ckpt_dir / "CKPT.yaml").read_text()), dict):
-            return False
-        for name in names:
-            path = ckpt_dir / f"{name}.ckpt"
-            if zipfile.is_zipfile(path):                  # torch.save
-                with zipfile.ZipFile(path) as archive:
-                    if archive.testzip() is not None:
-                        return False
-            elif yaml.safe_load(path.read_text()) is None:  # JSON / YAML / a number
-                return False
-    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError, zipfile.BadZipFile):
-        return False
-    return True
-
-
-def _set_aside_damaged(checkpointer) -> None:
-    """Rename a checkpoint a kill cut short to ``damaged+...`` with a warning naming it, so that the
-    newest intact one is resumed."""
-    for path in sorted(Path(checkpointer.checkpoints_dir).glob("CKPT+*")):
-        if path.is_dir() and not _intact(path, checkpointer.recoverables):
-            aside = path.with_name("damaged+" + path.name.split("+", 1)[1])
-            path.rename(aside)
-            warnings.warn(f"{path}: an incomplete checkpoint (the run was stopped while saving it), set aside as "
-                          f"{aside.name}; resuming from the checkpoint before it", stacklevel=3)
-
-
-class OtherRunCheckpoints(ValueError):
-    """The checkpoint folder holds epochs of a classifier trained with other settings."""
-
-
-def _check_resumable(checkpointer, signature: str) -> None:
-    ckpt_dir = checkpointer.checkpoints_dir
-    for ckpt in checkpointer.list_checkpoints():
-        if ckpt.meta.get("signature") != signature:
-            raise OtherRunCheckpoints(f"{ckpt_dir}: holds the checkpoints of a classifier trained with other settings "
-                             f"(model, recipe or data); rerun with the settings of that run to resume it, or "
-                             f"use a new output folder (or delete {ckpt_dir})")
-
-
-def _brain_class():
-    import speechbrain as sb
-
-    class KWSBrain(sb.Brain):
-        """Keyword classification Brain: batches are ``(wavs, labels)`` of fixed-length clips."""
-
-        def compute_forward(self, batch, stage):
-            wavs, labels = batch[0].to(self.device), batch[1].to(self.device)
-            if stage == sb.Stage.TRAIN and self.hparams.augment is not None:
-                lens = torch.ones(len(wavs), device=self.device)
-                wavs, lens, labels = self.hparams.augment(wavs, lens, labels)
-            return self.modules.model(wavs), labels
-
-        def compute_objectives(self, predictions, batch, stage):
-            logits, labels = predictions
-            if stage != sb.Stage.TRAIN:
-                self.preds.append(logits.argmax(dim=1).cpu())
-                self.targets.append(labels.cpu())
+    def compute_objectives(self, predictions, batch, stage):
+        logits, labels = predictions["logits"], predictions["labels"]
+        if stage != sb.Stage.TRAIN:
+            self.preds.append(logits.argmax(dim=1).cpu())
+            self.targets.append(labels.cpu())
             return F.cross_entropy(logits, labels)
+        config, synthetic = self.hparams.config, predictions["synthetic"]
+        loss = synthetic_loss(logits, labels, synthetic, float(config["synthetic_weight"]),
+                              float(config["label_smoothing"]), predictions["soft"])
+        if "domain_head" in self.modules and synthetic is not None and bool(synthetic.any()):
+            loss = loss + float(config["domain_adversarial"]) * self.modules.domain_head.loss(
+                predictions["embeddings"], synthetic)
+        return loss
 
-        def init_optimizers(self):
-            """SpeechBrain's, then the checks of what it is about to resume from: the optimizer is
-            one of the recoverables from now on, and its file is the last one a save writes."""
-            super().init_optimizers()
-            _set_aside_damaged(self.checkpointer)
-            _check_resumable(self.checkpointer, self.hparams.signature)
+    def init_optimizers(self):
+        """SpeechBrain's (norm and bias parameters without weight decay) and the per-step schedule, then
+        the checks of what it is about to resume from: the optimizer is one of the recoverables from
+        now on, and its file is the last one a save writes."""
+        super().init_optimizers()
+        self.scheduler = make_scheduler(self.optimizer, self.hparams.config, self.hparams.total_steps)
+        self.checkpointer.add_recoverable("scheduler", self.scheduler)
+        set_aside_damaged(self.checkpointer)
+        check_resumable(self.checkpointer, self.hparams.signature)
 
-        def on_fit_start(self):
-            """SpeechBrain's (which recovers the newest checkpoint), then the bar moved to its epoch."""
-            super().on_fit_start()
-            if self.history:
-                self.bar.update(len(self.history))
-                self.bar.write(f"{self.hparams.desc}: resumed after epoch {self.history[-1]['epoch']} from "
-                               f"{self.checkpointer.checkpoints_dir}")
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        if should_step:
+            self.scheduler.step()
 
-        def on_evaluate_start(self, max_key=None, min_key=None):
-            self.checkpointer.recover_if_possible(importance_key=best_epoch_key)   # the best epoch
+    def on_fit_start(self):
+        """SpeechBrain's (which recovers the newest checkpoint), then the bar moved to its epoch."""
+        super().on_fit_start()
+        if self.history:
+            self.bar.update(len(self.history))
+            self.bar.write(f"{self.hparams.desc}: resumed after epoch {self.history[-1]['epoch']} from "
+                           f"{self.checkpointer.checkpoints_dir}")
 
-        def on_stage_start(self, stage, epoch=None):
-            self.preds, self.targets = [], []
-            if stage == sb.Stage.TRAIN and epoch is not None:
-                set_epoch_lr(self.optimizer, self.hparams.config, epoch)
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        self.checkpointer.recover_if_possible(importance_key=best_epoch_key)   # the best epoch
 
-        def on_stage_end(self, stage, stage_loss, epoch=None):
-            if stage == sb.Stage.TRAIN:
-                self.train_loss = float(stage_loss)
-                return
-            self.last_report = accuracy_report(torch.cat(self.preds), torch.cat(self.targets), self.hparams.label_names)
-            if stage == sb.Stage.VALID:
-                acc = self.last_report["acc"]
-                self.history.append({"epoch": epoch, "train_loss": self.train_loss,
-                                     "valid_loss": float(stage_loss), "valid_acc": acc})
-                self.checkpointer.save_and_keep_only(meta={BEST_KEY: acc, "valid_loss": float(stage_loss), "epoch": epoch,
-                                                           "signature": self.hparams.signature},
-                                                     importance_keys=[best_epoch_key])
-                self.bar.update(1)
-                self.bar.set_postfix(loss=f"{self.train_loss:.3f}", valid_acc=f"{acc:.3f}")
+    def on_stage_start(self, stage, epoch=None):
+        self.preds, self.targets = [], []
 
-    return KWSBrain
-
-
-def tensor_loader(wavs, labels, batch_size, shuffle=False, seed=0) -> DataLoader:
-    gen = torch.Generator().manual_seed(int(seed))
-    return DataLoader(TensorDataset(wavs, labels), batch_size=batch_size, shuffle=shuffle, generator=gen)
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        if stage == sb.Stage.TRAIN:
+            self.train_loss = float(stage_loss)
+            return
+        self.last_report = accuracy_report(torch.cat(self.preds), torch.cat(self.targets), self.hparams.label_names)
+        if stage == sb.Stage.VALID:
+            acc = self.last_report["acc"]
+            self.history.append({"epoch": epoch, "train_loss": self.train_loss,
+                                 "valid_loss": float(stage_loss), "valid_acc": acc})
+            self.checkpointer.save_and_keep_only(meta={BEST_KEY: acc, "valid_loss": float(stage_loss), "epoch": epoch,
+                                                       "signature": self.hparams.signature},
+                                                 importance_keys=[best_epoch_key])
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{self.train_loss:.3f}", valid_acc=f"{acc:.3f}")
 
 
-def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: bool = True,
-                     desc: str = "kws", checkpoint_dir=None, signature_extra: str = "") -> dict:
+def tensor_loader(wavs, labels, batch_size) -> DataLoader:
+    """Batches of ``(wavs, labels)`` in order (validation and test)."""
+    return DataLoader(TensorDataset(wavs, labels), batch_size=batch_size)
+
+
+def train_loader(dataset, hp: dict, collate_fn=None, batch_size: int | None = None) -> DataLoader:
+    """Shuffled training batches. With ``steps_per_epoch`` an epoch is that many batches, drawn from
+    successive reshuffles of the data, so a run's number of optimizer steps (``number_of_epochs *
+    steps_per_epoch``) does not depend on how many clips it has: 10% of the speakers gets as many
+    updates as all of them. ``steps_per_epoch: null`` makes an epoch one pass over the data.
+    ``batch_size``: real rows per batch (default ``hp["batch_size"]``)."""
+    batch_size = int(batch_size or hp["batch_size"])
+    gen = torch.Generator().manual_seed(int(hp["seed"]))
+    steps = hp.get("steps_per_epoch")
+    sampler = RandomSampler(dataset, num_samples=None if steps is None else int(steps) * batch_size, generator=gen)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=gen, collate_fn=collate_fn)
+
+
+def train_classifier(hp: dict, data, augment=None, loader=None, progress: bool = True, desc: str = "kws",
+                     checkpoint_dir=None, signature_extra: str = "", spec_augment=None,
+                     real_batch_size: int | None = None) -> dict:
     """Train a :class:`KWSClassifier` on ``data`` (a :class:`ganaug.kws.data.KWSData`) and test the best epoch.
 
     Args:
         hp: the resolved kws hparams (model size, ``number_of_epochs``, ``batch_size``, ``lr``,
             ``weight_decay``, ``device``, ``seed``).
         augment: ``(wavs, lens, labels) -> (wavs, lens, labels)`` for training batches, or None.
-        train_loader: batches ``(wavs, labels)`` to train on; default: ``data.train`` shuffled.
+        loader: batches ``(wavs, labels)`` to train on; default: :func:`train_loader` of ``data.train``.
         progress: show the per-epoch bar (loss, validation accuracy).
         checkpoint_dir: keep the epoch checkpoints there and resume from the newest one found
             (default: a temporary folder, removed at the end).
         signature_extra: more of what a checkpoint must agree on to be resumed (the contents of the
             noise clips, generator and filter: :func:`ganaug.kws.recipe.inputs_fingerprint`).
-    Returns ``{"model" (CPU, eval mode, best epoch), "best_epoch", "valid_acc", "history", "test", "eval"?}``.
+        spec_augment: ``feats -> feats`` on the log-mel features of training batches (SpecAugment), or None.
+        real_batch_size: real rows per training batch (default ``batch_size``; fewer when ``augment``
+            appends synthetic rows, so that batches keep their size).
+    Returns ``{"model" (CPU, eval mode, best epoch, its softmax temperature fitted on VALID), "best_epoch",
+    "valid_acc", "history", "temperature", "test", "eval"?}``.
     """
-    from speechbrain.utils.checkpoints import Checkpointer
-    from speechbrain.utils.epoch_loop import EpochCounter
-
     batch_size, epochs = int(hp["batch_size"]), int(hp["number_of_epochs"])
-    if train_loader is None:
-        train_loader = tensor_loader(*data.train, batch_size, True, hp["seed"])
+    if loader is None:
+        loader = train_loader(TensorDataset(*data.train), hp, batch_size=real_batch_size)
     model = build_model(hp, data.label_names)
     counter = EpochCounter(epochs)
     history: list = []
@@ -298,19 +246,22 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
     with tempfile.TemporaryDirectory(prefix="ganaug-kws-checkpoints-") as tmp, \
             tqdm(total=epochs, desc=desc, unit="epoch", disable=not progress) as bar:
         ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else Path(tmp)
-        checkpointer = Checkpointer(ckpt_dir, recoverables={"model": model, "counter": counter,
-                                                            "run_state": _run_state_class()(train_loader, history,
-                                                                                            augment)})
-        brain = _brain_class()(
-            modules={"model": model},
+        modules = {"model": model}
+        if float(hp["domain_adversarial"]) > 0:
+            modules["domain_head"] = DomainHead(model.embedding_dim)
+        checkpointer = Checkpointer(ckpt_dir, recoverables={**modules, "counter": counter,
+                                                            "run_state": RunState(loader, history, augment)})
+        brain = KWSBrain(
+            modules=modules,
             opt_class=make_optimizer(hp),
-            hparams={"augment": augment, "label_names": data.label_names, "config": hp, "signature": signature,
-                     "desc": desc},
-            run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0},
+            hparams={"augment": augment, "spec_augment": spec_augment, "label_names": data.label_names, "config": hp,
+                     "signature": signature, "desc": desc, "total_steps": total_steps(hp, loader)},
+            run_opts={"device": str(hp["device"]), "noprogressbar": True, "ckpt_interval_minutes": 0,
+                      "remove_vector_weight_decay": True},
             checkpointer=checkpointer,
         )
         brain.history, brain.train_loss, brain.bar = history, float("nan"), bar
-        brain.fit(counter, train_loader, tensor_loader(*data.valid, batch_size))
+        brain.fit(counter, loader, tensor_loader(*data.valid, batch_size))
         history = list(history)                  # recovering the best epoch below rewinds the live list
         best = brain.checkpointer.find_checkpoint(importance_key=best_epoch_key)
         reports = {}
@@ -321,5 +272,6 @@ def train_classifier(hp: dict, data, augment=None, train_loader=None, progress: 
         if not reports:
             brain.checkpointer.recover_if_possible(importance_key=best_epoch_key)
     model = brain.modules.model.to("cpu").eval()
+    model.temperature = fit_temperature(logits_of(model, data.valid[0], batch_size), data.valid[1])
     return {"model": model, "best_epoch": best.meta["epoch"], "valid_acc": best.meta[BEST_KEY],
-            "history": history, **reports}
+            "history": history, "temperature": model.temperature, **reports}

@@ -7,15 +7,18 @@ the same clips in the same order.
 from __future__ import annotations
 
 import csv
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ganaug.config import HparamsError, split_labels
+from ganaug.data.layouts import SILENCE_LABEL, UNKNOWN_LABEL
 
-__all__ = ["KWSData", "load_kws_data", "write_noise_csv", "tstr_training_set", "make_gan_augment"]
+SPECIAL = (UNKNOWN_LABEL, SILENCE_LABEL)   # the v2-12 task's classes that are not keywords: they stay real
+
+__all__ = ["KWSData", "load_kws_data", "task_labels", "write_noise_csv", "tstr_training_set", "speakers_sha1",
+           "SPECIAL"]
 
 
 @dataclass
@@ -38,18 +41,36 @@ def _preload(dataset, cache_dir):
     return wavs, labels
 
 
+def speakers_sha1(speakers) -> str:
+    """A short id of a set of speaker ids: what a classifier was trained on, for checks that need the same
+    speakers (soft labels) whatever the labels, rate or clip length."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(map(str, speakers))).encode()).hexdigest()[:16]
+
+
+def task_labels(hp: dict) -> list[str]:
+    """The classes of a run: ``labels`` (``task: keywords``), or ``labels`` + ``_unknown_`` + ``_silence_``
+    (``task: v2-12``, the Speech Commands v2-12 benchmark: other words and background noise)."""
+    labels = split_labels(hp["labels"])
+    if not labels:
+        raise HparamsError("labels: give the keywords to classify, e.g. --labels=yes,no")
+    if hp["task"] == "v2-12":
+        labels = [name for name in labels if name not in SPECIAL] + list(SPECIAL)
+    return labels
+
+
 def load_kws_data(hp: dict) -> KWSData:
     """Train (``speaker_fraction`` of its speakers), valid and test splits of ``data_folder``,
     plus every clip of ``eval_folder`` when given. Splits are by speaker, never by file."""
     from ganaug.data import KeywordDataset
 
-    labels = split_labels(hp["labels"])
-    if not labels:
-        raise HparamsError("labels: give the keywords to classify, e.g. --labels=yes,no")
+    labels = task_labels(hp)
     data_folder = Path(str(hp["data_folder"]))
     if not data_folder.is_dir():
         raise HparamsError(f"data_folder={data_folder}: no such folder; give a Speech Commands- or FSDD-layout folder")
-    common = dict(labels=labels, sample_rate=int(hp["sample_rate"]), num_samples=int(hp["num_samples"]))
+    common = dict(labels=labels, sample_rate=int(hp["sample_rate"]), num_samples=int(hp["num_samples"]),
+                  unknown_share=float(hp["unknown_share"]) if UNKNOWN_LABEL in labels else None)
     cache_dir = hp.get("cache_dir")
     try:
         sets = {
@@ -63,6 +84,7 @@ def load_kws_data(hp: dict) -> KWSData:
     data = KWSData(labels, *(_preload(sets[s], cache_dir) for s in ("train", "valid", "test")))
     data.info = {f"{s}_speakers": len(d.speakers) for s, d in sets.items()}
     data.info["train_speaker_ids"] = sets["train"].speakers
+    data.info["train_speakers_sha1"] = speakers_sha1(sets["train"].speakers)
     data.info["train_fingerprint"] = sets["train"].fingerprint()
     overlap = set(sets["train"].speakers) & (set(sets["valid"].speakers) | set(sets["test"].speakers))
     if overlap:  # a bug upstream, never a user error: refuse to report a leaky number
@@ -128,42 +150,3 @@ def tstr_training_set(gan_ckpt, label_names, per_label: int, sample_rate: int, n
                            f"min_confidence={min_confidence}; lower gan_min_confidence or train the generator longer")
     labels = torch.tensor([list(label_names).index(name) for name in kept], dtype=torch.long)
     return wavs, labels
-
-
-def make_gan_augment(hp: dict, label_names, integration: str = "speechbrain"):
-    """The GanAugment of a run (``gan_ckpt``, ``gan_p``, ``gan_mode``, ``gan_unknown_labels``,
-    ``gan_min_confidence``, ``gan_filter_classifier``), or None when ``gan_ckpt`` is empty.
-
-    ``integration="speechbrain"`` gives the SpeechBrain adapter (``(wavs, lens, labels)`` in and out);
-    ``"core"`` gives ``ganaug.GanAugment`` (whose ``hf_map`` the HF trainer uses). A run label the
-    generator does not know is an error here, before any training, unless ``gan_unknown_labels=keep``.
-    The label-consistency filter keys are passed only when set.
-    """
-    ckpt = str(hp.get("gan_ckpt") or "")
-    if not ckpt:
-        return None
-    if not Path(ckpt).is_dir():
-        raise HparamsError(f"gan_ckpt={ckpt}: no such checkpoint directory; give one written by `ganaug train` or ''")
-    from ganaug.augment.checks import check_known
-
-    if integration == "speechbrain":
-        from ganaug.integrations.speechbrain import GanAugment
-    else:
-        from ganaug.augment import GanAugment
-    wanted = dict(p=float(hp["gan_p"]), mode=str(hp["gan_mode"]), label_names=list(label_names),
-                  sample_rate=int(hp["sample_rate"]), unknown_labels=str(hp.get("gan_unknown_labels") or "error"))
-    if float(hp.get("gan_min_confidence") or 0.0) > 0:
-        wanted["min_confidence"] = float(hp["gan_min_confidence"])
-    if str(hp.get("gan_filter_classifier") or ""):
-        wanted["filter_classifier"] = str(hp["gan_filter_classifier"])
-    params = inspect.signature(GanAugment).parameters
-    dropped = [k for k in ("min_confidence", "filter_classifier") if k in wanted and k not in params]
-    if dropped:
-        raise HparamsError(f"gan_{dropped[0]}: this GanAugment has no label-consistency filter; "
-                           f"leave gan_min_confidence=0 and gan_filter_classifier=''")
-    augment = GanAugment(ckpt, **{k: v for k, v in wanted.items() if k in params})
-    try:
-        check_known(list(label_names), augment.known_labels, wanted["unknown_labels"], keep="--gan_unknown_labels=keep")
-    except ValueError as err:
-        raise HparamsError(f"gan_ckpt={ckpt}: {err}") from err
-    return augment

@@ -1,21 +1,18 @@
 """The HF ``datasets`` trainer of ``ganaug kws`` (``trainer: hf``).
 
-Shows the ``datasets.map`` route: the training split becomes a ``datasets.Dataset`` of
-``{"audio": {"array", "sampling_rate"}, "label", "label_name"}`` rows (no ``Audio()`` decoding
-needed), and when ``gan_ckpt`` is set ``GanAugment.hf_map`` adds synthetic rows to it once,
-before training. Training is the one loop of :func:`ganaug.kws.brain.train_classifier` (model,
-optimizer, schedule, classic augmentation, best-valid checkpoint): the two trainers differ only
-in where the training rows come from.
+The training split becomes a ``datasets.Dataset`` of ``{"audio": {"array", "sampling_rate"}, "label",
+"label_name"}`` rows (no ``Audio()`` decoding needed). Training is the one loop of
+:func:`ganaug.kws.brain.train_classifier` (model, optimizer, schedule, the injection policy of
+GanAugment and classic augmentation on each batch, best-valid checkpoint): the two trainers differ only
+in where the training rows come from, so one YAML gives the same experiment with either. (For adding
+synthetic rows to a dataset once, outside ganaug's trainer, see ``GanAugment.hf_map``.)
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
-from torch.utils.data import DataLoader
 
-from ganaug.kws.brain import train_classifier
+from ganaug.kws.brain import train_classifier, train_loader
 
 __all__ = ["to_hf_dataset", "train_hf"]
 
@@ -42,25 +39,12 @@ def _collate(rows):
     return wavs, torch.tensor([int(r["label"]) for r in rows], dtype=torch.long)
 
 
-def gan_map(ds, gan_augment, hp: dict, fingerprint: str):
-    """Add GanAugment's synthetic rows (``gan_p`` per real row) with ``datasets.map``: batched,
-    once, with indices (an exact ratio) and a fingerprint of the data, generator, ratio and seed."""
-    fn = gan_augment.hf_map(ratio=float(hp["gan_p"]), seed=int(hp["seed"]))
-    key = f"{fingerprint}|{getattr(fn, 'fingerprint', hp['gan_ckpt'])}|{hp['gan_p']}|{hp['seed']}"
-    return ds.map(fn, batched=True, with_indices=True, remove_columns=ds.column_names,
-                  new_fingerprint=hashlib.sha1(key.encode()).hexdigest()[:16], desc="GanAugment.hf_map")
-
-
-def train_hf(hp: dict, data, augment=None, gan_augment=None, progress: bool = True, **save) -> dict:
-    """Train on the rows of an HF dataset (GanAugment's ``hf_map`` rows added once) through the one
-    loop of :func:`ganaug.kws.brain.train_classifier`; ``augment`` (the classic augmenter) runs on
-    training batches there; ``save``: its ``checkpoint_dir`` and ``signature_extra``."""
-    batch_size = int(hp["batch_size"])
+def train_hf(hp: dict, data, augment=None, progress: bool = True, real_batch_size=None, **kw) -> dict:
+    """Train on the rows of an HF dataset through the one loop of :func:`ganaug.kws.brain.train_classifier`;
+    ``augment`` (GanAugment's injection policy, then the classic augmenter) runs on its training batches as
+    in the SpeechBrain trainer, so the same YAML runs the same experiment; ``kw``: ``checkpoint_dir``,
+    ``signature_extra``, ``spec_augment``."""
     train_ds = to_hf_dataset(*data.train, data.label_names, int(hp["sample_rate"]))
-    num_real = len(train_ds)
-    if gan_augment is not None:
-        train_ds = gan_map(train_ds, gan_augment, hp, data.info.get("train_fingerprint", ""))
-    loader = DataLoader(train_ds, batch_size=batch_size, shuffle=True, collate_fn=_collate,
-                        generator=torch.Generator().manual_seed(int(hp["seed"])))
-    out = train_classifier(hp, data, augment=augment, train_loader=loader, progress=progress, desc="kws (hf)", **save)
-    return {**out, "num_train_rows": len(train_ds), "synthetic_rows": len(train_ds) - num_real}
+    loader = train_loader(train_ds, hp, collate_fn=_collate, batch_size=real_batch_size)
+    out = train_classifier(hp, data, augment=augment, loader=loader, progress=progress, desc="kws (hf)", **kw)
+    return {**out, "num_train_rows": len(train_ds)}

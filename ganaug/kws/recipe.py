@@ -25,7 +25,8 @@ __all__ = ["main", "run_kws", "check_hparams", "inputs_fingerprint", "RESULTS_FI
 
 RESULTS_FILE = "results.json"
 CHOICES = {"trainer": ("speechbrain", "hf"), "train_source": ("real", "synthetic"), "gan_mode": ("replace", "append"),
-           "gan_unknown_labels": ("error", "keep")}
+           "gan_unknown_labels": ("error", "keep"), "model": ("ds_cnn", "bcresnet"), "task": ("keywords", "v2-12"),
+           "synthetic_bn": ("shared", "separate"), "gan_select": ("threshold", "top_k")}
 SCALARS = (bool, int, float, str, type(None))
 
 
@@ -34,14 +35,30 @@ def check_hparams(hp: dict) -> None:
     for key, allowed in CHOICES.items():
         if hp[key] not in allowed:
             raise HparamsError(f"{key}={hp[key]!r}: choose one of {', '.join(allowed)}")
-    for key in ("number_of_epochs", "batch_size", "synthetic_per_label"):
+    if hp["soft_labels"] and not hp["gan_ckpt"]:
+        raise HparamsError("soft_labels=True needs --gan_ckpt=DIR: it sets the targets of the synthetic rows")
+    for key in ("number_of_epochs", "batch_size", "synthetic_per_label", "gan_pool", "gan_top_k"):
         if not isinstance(hp[key], int) or hp[key] < 1:
             raise HparamsError(f"{key}={hp[key]!r}: must be a positive integer")
-    for key in ("gan_p", "gan_min_confidence"):
+    steps = hp["steps_per_epoch"]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise HparamsError(f"steps_per_epoch={steps!r}: a positive integer, or null for one pass over the data per epoch")
+    for key in ("gan_p", "gan_ratio", "gan_min_confidence"):
         if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) <= 1.0:
             raise HparamsError(f"{key}={hp[key]!r}: must be a probability in [0, 1]")
+    for key in ("synthetic_weight", "domain_adversarial"):
+        if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or float(hp[key]) < 0:
+            raise HparamsError(f"{key}={hp[key]!r}: a weight >= 0")
+    for key in ("warmup_fraction", "label_smoothing"):
+        if isinstance(hp[key], bool) or not isinstance(hp[key], (int, float)) or not 0.0 <= float(hp[key]) < 1.0:
+            raise HparamsError(f"{key}={hp[key]!r}: must be in [0, 1)")
     if hp["train_source"] == "synthetic" and not hp["gan_ckpt"]:
         raise HparamsError("train_source=synthetic (TSTR) needs --gan_ckpt=DIR, the generator to train on")
+    if hp["train_source"] == "synthetic" and hp["task"] == "v2-12":
+        raise HparamsError("train_source=synthetic (TSTR) is defined on the keywords alone: use --task=keywords")
+    if isinstance(hp["unknown_share"], bool) or not isinstance(hp["unknown_share"], (int, float)) \
+            or not 0.0 < float(hp["unknown_share"]) <= 10.0:
+        raise HparamsError(f"unknown_share={hp['unknown_share']!r}: the share of _unknown_ clips, e.g. 0.1")
     from ganaug.config import check_device
 
     check_device(hp["device"])
@@ -107,16 +124,36 @@ def inputs_fingerprint(hp: dict) -> str:
     if hp["classic_augment"] and str(hp["noise_folder"] or "") and noise.is_dir():
         parts += [f"{p.relative_to(noise)}:{p.stat().st_size}" for p in sorted(noise.rglob("*")) if p.is_file()]
     ckpt = str(hp["gan_ckpt"] or "")
-    if ckpt and Path(ckpt).is_dir():                 # a missing folder is reported by make_gan_augment
+    if ckpt and Path(ckpt).is_dir():                 # a missing folder is reported by make_injection
         from ganaug.augment.source import GeneratorSource
         from ganaug.checkpoint import WEIGHTS_FILE
 
         parts += [f"{label}:{file_sha256(path / WEIGHTS_FILE)}"
                   for label, (path, _) in GeneratorSource(ckpt).entries.items()]
     filter_dir = Path(str(hp["gan_filter_classifier"] or ""))
-    if ckpt and float(hp["gan_min_confidence"] or 0) > 0 and (filter_dir / "classifier.safetensors").is_file():
+    if ckpt and (filter_dir / "classifier.safetensors").is_file():
         parts.append(f"filter:{file_sha256(filter_dir / 'classifier.safetensors')}")
     return "|".join(parts)
+
+
+def _injection_report(injection) -> dict | None:
+    """What judged the run's synthetic clips, per label: the filter's bar, the share of synthetic clips and of
+    the real VALID clips that cleared it."""
+    if injection is None or not injection.report:
+        return None
+    report = dict(injection.report)
+    acceptance = getattr(injection.augment.source, "acceptance", None)
+    if callable(acceptance):                  # threshold: the share of the clips tried that the filter kept
+        report["synthetic_acceptance"] = acceptance()
+    return report
+
+
+def real_batch_size(hp: dict) -> int:
+    """Real rows per training batch: ``batch_size``, or in append mode the share that leaves room for
+    ``gan_ratio`` synthetic rows per real row, so the classifier's batches keep their size."""
+    if hp["gan_mode"] != "append":
+        return int(hp["batch_size"])
+    return max(1, round(int(hp["batch_size"]) / (1.0 + float(hp["gan_ratio"]))))
 
 
 def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = "kws") -> tuple[dict, object]:
@@ -127,7 +164,8 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
     :mod:`ganaug.kws.reference` both call it.
     """
     from ganaug.kws.brain import AugmentPipeline, train_classifier
-    from ganaug.kws.data import load_kws_data, make_gan_augment, tstr_training_set
+    from ganaug.kws.data import load_kws_data, tstr_training_set
+    from ganaug.kws.injection import make_injection
 
     started = time.time()
     hp = {**hp, "noise_folder": resolve_noise_folder(hp)}
@@ -141,19 +179,20 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
                                        filter_classifier=hp["gan_filter_classifier"] or None)
     classic = _classic_augmenter(hp, output_folder)
     gan_on = bool(hp["gan_ckpt"]) and hp["train_source"] == "real"
-    save = {"checkpoint_dir": output_folder / "save", "signature_extra": inputs_fingerprint(hp)}
+    save = {"checkpoint_dir": output_folder / "save", "signature_extra": inputs_fingerprint(hp),
+            "spec_augment": hp["spec_augment"] if hp["classic_augment"] else None}
     _seed_everything(int(hp["seed"]))
+    # one injection policy for both trainers: GanAugment on every training batch, then classic augmentation
+    injection = make_injection(hp, data) if gan_on else None
+    augment = AugmentPipeline(injection, classic)
+    save["real_batch_size"] = real_batch_size(hp) if gan_on else int(hp["batch_size"])
     if hp["trainer"] == "speechbrain":
-        gan = make_gan_augment(hp, data.label_names, "speechbrain") if gan_on else None
-        augment = AugmentPipeline(gan, classic)
         out = train_classifier(hp, data, augment, progress=progress, desc=desc, **save)
-        synthetic_rows = augment.synthetic_rows
     else:
         from ganaug.kws.hf import train_hf
 
-        gan = make_gan_augment(hp, data.label_names, "core") if gan_on else None
-        out = train_hf(hp, data, augment=AugmentPipeline(None, classic), gan_augment=gan, progress=progress, **save)
-        synthetic_rows = out["synthetic_rows"]
+        out = train_hf(hp, data, augment=augment, progress=progress, **save)
+    synthetic_rows = augment.synthetic_rows
 
     test, evals = out["test"], out.get("eval")
     results = {
@@ -162,8 +201,10 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
         "num_train": len(data.train[0]),
         "seed": int(hp["seed"]),
         "valid_acc": out["valid_acc"],
+        "temperature": out["temperature"],
         "best_epoch": out["best_epoch"],
         "per_label_acc": test["per_label_acc"],
+        "test_predictions": test["predictions"], "test_targets": test["targets"],
         "eval_per_label_acc": evals["per_label_acc"] if evals else None,
         "num_real_train": num_real if hp["train_source"] == "real" else 0,
         "num_valid": len(data.valid[0]),
@@ -173,12 +214,13 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
         "label_names": data.label_names,
         "trainer": hp["trainer"],
         "train_source": hp["train_source"],
-        "augmentation": {"classic": bool(hp["classic_augment"]),
+        "augmentation": {"classic": bool(hp["classic_augment"]), "gan_ratio": float(hp["gan_ratio"]),
                          "noise": (hp["noise_folder"] or "white noise") if hp["classic_augment"] else None,
                          "gan_ckpt": str(hp["gan_ckpt"] or "") or None,
                          "gan_p": float(hp["gan_p"]), "gan_mode": hp["gan_mode"],
                          "gan_min_confidence": float(hp["gan_min_confidence"] or 0.0)},
         "synthetic_rows": int(synthetic_rows),
+        "injection": _injection_report(injection),
         "history": out["history"],
         "duration_s": round(time.time() - started, 2),
         "config": {k: v for k, v in hp.items() if isinstance(v, SCALARS) or
@@ -205,7 +247,8 @@ def run_kws(hparams_file, overrides=None) -> dict:
     atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
     results, model = train_kws(hp, output_folder, progress=bool(hp["progress"]))
     save_classifier(output_folder / "classifier", model, test_acc=results["test_acc"],
-                    data_fingerprint=results.get("train_fingerprint"))
+                    data_fingerprint=results.get("train_fingerprint"), temperature=results["temperature"],
+                    train_speakers_sha1=results["train_speakers_sha1"])
     atomic_write_json(output_folder / RESULTS_FILE, results)
     return results
 

@@ -25,16 +25,12 @@ import torch
 
 __all__ = ["REFERENCE_OVERRIDES", "ensure_reference", "ensure_reference_for", "reference_folder", "noise_overrides"]
 
-# The reference recipe = hparams/kws.yaml + these keys. Change them together with
-# ganaug.models.classifier.REFERENCE_VERSION, so that older classifiers are not reused.
+# The reference recipe = hparams/kws.yaml (its defaults are the best recipe measured, docs/results.md) + these
+# keys. Change them together with ganaug.models.classifier.REFERENCE_VERSION, so that older classifiers are
+# not reused.
 REFERENCE_OVERRIDES = {
-    "classic_augment": True,      # speed perturbation, background noise, time shift (as `ganaug kws`)
-    "number_of_epochs": 40,       # cosine schedule to 0; the best validation epoch is kept
-    "channels": 64,               # DS-CNN width = the FID embedding size
-    "num_blocks": 4,
-    "dropout": 0.1,
-    "batch_size": 32,
-    "lr": 0.003,
+    "classic_augment": True,      # speed, background noise, time shift and SpecAugment (as `ganaug kws`)
+    "task": "keywords",           # scores generated keywords: no _unknown_/_silence_ classes
 }
 
 
@@ -68,7 +64,7 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
     """
     from ganaug.config import HparamsError, load_hparams
     from ganaug.io import lock
-    from ganaug.kws.brain import OtherRunCheckpoints
+    from ganaug.kws.resume import OtherRunCheckpoints
     from ganaug.kws.recipe import check_hparams, train_kws
     from ganaug.models.classifier import REFERENCE_VERSION, is_classifier, save_classifier
 
@@ -111,6 +107,7 @@ def ensure_reference(data_folder, label_names, *, speaker_fraction: float = 1.0,
         save_classifier(folder, model, role="reference_classifier", reference_version=REFERENCE_VERSION,
                         recipe=recipe, test_acc=results["test_acc"], valid_acc=results["valid_acc"],
                         best_epoch=results["best_epoch"], per_label_acc=results["per_label_acc"],
+                        temperature=results["temperature"], train_speakers_sha1=results["train_speakers_sha1"],
                         num_train=results["num_train"], num_test=results["num_test"],
                         train_speakers=results["train_speakers"], test_speakers=results["test_speakers"],
                         data=str(data_folder.resolve()), data_fingerprint=results["train_fingerprint"],

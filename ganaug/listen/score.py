@@ -5,7 +5,7 @@ files into one ``answers/``; file names are listener ids, so they do not collide
 ``key.json`` and writes ``score/results.json``, ``score/results.md`` and
 ``score/confusion_<system>.png``. Accuracy counts "can't tell" as wrong and has a Wilson score
 interval; quality, intelligibility and diversity are means with t-intervals
-(:func:`ganaug.ablation.stats.mean_std_ci`).
+(:func:`ganaug.ablation.intervals.mean_std_ci`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ganaug.ablation.stats import mean_std_ci, wilson_interval
+from ganaug.ablation.intervals import mean_std_ci, wilson_interval
 from ganaug.io import atomic_write, atomic_write_json
 from ganaug.listen.build import ANSWERS_DIR, CANT_TELL, ListenError
 from ganaug.listen.store import latest, read_answers, read_key
