@@ -74,7 +74,7 @@ def _system_names(ckpts: list[Path]) -> list[str]:
 
 
 def _real_clips(dataset, labels, per_label, rng: random.Random):
-    """``per_label`` seeded clips of each label from ``dataset`` -> [(label, index)]."""
+    """``per_label`` seeded clips of each label from ``dataset`` -> [(label, wav, {"path": file})]."""
     by_label: dict[str, list[int]] = {}
     for i, clip in enumerate(dataset.clips):
         by_label.setdefault(clip.label_name, []).append(i)
@@ -84,7 +84,7 @@ def _real_clips(dataset, labels, per_label, rng: random.Random):
         if len(pool) < per_label:
             raise ListenError(f"--data {dataset.root}: its test split has {len(pool)} clips of {label!r}, fewer than "
                               f"--per-label {per_label}; lower --per-label or use a larger data folder")
-        chosen += [(label, i) for i in rng.sample(pool, per_label)]
+        chosen += [(label, dataset.load(i), {"path": dataset.clips[i].path}) for i in rng.sample(pool, per_label)]
     return chosen
 
 
@@ -96,23 +96,8 @@ def _write_clip(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
     atomic_write(path, lambda tmp: sf.write(tmp, clip, sample_rate, format="WAV", subtype="PCM_16"))
 
 
-def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confidence: float | None = None,
-               filter_classifier=None, progress: bool = True) -> Path:
-    """Write a blind listening test into ``out`` (see the module docstring); returns ``out/test.json``.
-
-    Args:
-        ckpts: generator checkpoint directories (conditional) or per-keyword run folders.
-        data: real data folder; its TEST split (held-out speakers) gives the real clips.
-        per_label: clips per label and system.
-        seed: seeds the choice of real clips, the latents and the blocks.
-        min_confidence: also test each generator behind its label filter (None or 0: raw clips only).
-        filter_classifier: the filter's classifier folder (default: the generator's reference classifier).
-    """
-    from ganaug.augment.source import GeneratorSource, mix_seed, synthesize
-    from ganaug.data import KeywordDataset
-
+def _check_args(ckpts, data, out: Path, per_label, min_confidence, filter_classifier) -> list[Path]:
     ckpts = [Path(c) for c in ([ckpts] if isinstance(ckpts, (str, Path)) else ckpts)]
-    out = Path(out)
     if not ckpts:
         raise ListenError("give at least one generator checkpoint directory (ganaug listen CKPT --data DIR --out DIR)")
     if not isinstance(per_label, int) or per_label < 1:
@@ -129,20 +114,13 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
             raise ListenError(f"{path}: no such checkpoint directory; give folders written by `ganaug train`")
     if min_confidence:
         filtered_source(ckpts[0], min_confidence, filter_classifier)  # fail before any work when unavailable
+    return ckpts
 
-    sources = [GeneratorSource(c) for c in ckpts]
-    labels = [name for name in sources[0].label_names if all(name in s.label_names for s in sources[1:])]
-    if not labels:
-        raise ListenError(f"{ckpts}: the generators share no label; compare generators of the same keywords")
-    sample_rate, num_samples = sources[0].sample_rate, sources[0].num_samples
-    dataset = KeywordDataset(data, labels=labels, sample_rate=sample_rate, num_samples=num_samples, split="test")
 
-    rng = random.Random(seed)
-    systems: dict[str, dict] = {REAL: {"kind": "real", "data": str(Path(data).resolve())}}
-    clips: dict[str, list[tuple[str, torch.Tensor, dict]]] = {}
-    real = _real_clips(dataset, labels, per_label, rng)
-    clips[REAL] = [(label, dataset.load(i), {"path": dataset.clips[i].path}) for label, i in real]
-    names = [label for label in labels for _ in range(per_label)]
+def _generated(ckpts, sources, names, seed, min_confidence, filter_classifier, progress, systems, clips) -> None:
+    """Add to ``systems`` and ``clips`` each generator (and, with ``min_confidence``, it behind its filter)."""
+    from ganaug.augment.source import mix_seed, synthesize
+
     for name, ckpt, source in zip(_system_names(ckpts), ckpts, sources):
         variants = [(name, source, {"kind": "generator"})]
         if min_confidence:
@@ -157,18 +135,18 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
             systems[system] = {**info, "ckpt": str(ckpt.resolve())}
             clips[system] = [(label, wavs[j], {"seed": system_seed, "index": j}) for j, label in enumerate(kept)]
 
+
+def _write_blocks(clips: dict, out: Path, rng: random.Random, sample_rate: int):
+    """Each system's clips, shuffled, in blocks under random ids: ``(key items, key blocks, test items)``."""
     shutil.rmtree(out / CLIPS_DIR, ignore_errors=True)
     (out / CLIPS_DIR).mkdir(parents=True)
-    (out / ANSWERS_DIR).mkdir(exist_ok=True)
-    key_items, key_blocks, items = {}, {}, []
-    used: set[str] = set()
+    key_items, key_blocks, items, used = {}, {}, [], set()
 
     def token(prefix: str) -> str:
-        while True:
-            t = prefix + secrets.token_hex(5)
-            if t not in used:
-                used.add(t)
-                return t
+        while (t := prefix + secrets.token_hex(5)) in used:
+            pass
+        used.add(t)
+        return t
 
     for system, entries in clips.items():
         order = list(range(len(entries)))
@@ -183,6 +161,39 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
                 key_items[cid] = {"system": system, "label": label, **source}
                 items.append({"id": cid, "file": f"{CLIPS_DIR}/{cid}.wav", "block": block})
     items.sort(key=lambda item: item["id"])  # random ids: the file order says nothing either
+    return key_items, key_blocks, items
+
+
+def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confidence: float | None = None,
+               filter_classifier=None, progress: bool = True) -> Path:
+    """Write a blind listening test into ``out`` (see the module docstring); returns ``out/test.json``.
+
+    Args:
+        ckpts: generator checkpoint directories (conditional) or per-keyword run folders.
+        data: real data folder; its TEST split (held-out speakers) gives the real clips.
+        per_label: clips per label and system.
+        seed: seeds the choice of real clips, the latents and the blocks.
+        min_confidence: also test each generator behind its label filter (None or 0: raw clips only).
+        filter_classifier: the filter's classifier folder (default: the generator's reference classifier).
+    """
+    from ganaug.augment.source import GeneratorSource
+    from ganaug.data import KeywordDataset
+
+    out = Path(out)
+    ckpts = _check_args(ckpts, data, out, per_label, min_confidence, filter_classifier)
+    sources = [GeneratorSource(c) for c in ckpts]
+    labels = [name for name in sources[0].label_names if all(name in s.label_names for s in sources[1:])]
+    if not labels:
+        raise ListenError(f"{ckpts}: the generators share no label; compare generators of the same keywords")
+    sample_rate, num_samples = sources[0].sample_rate, sources[0].num_samples
+    dataset = KeywordDataset(data, labels=labels, sample_rate=sample_rate, num_samples=num_samples, split="test")
+    rng = random.Random(seed)
+    systems = {REAL: {"kind": "real", "data": str(Path(data).resolve())}}
+    clips = {REAL: _real_clips(dataset, labels, per_label, rng)}
+    names = [label for label in labels for _ in range(per_label)]
+    _generated(ckpts, sources, names, seed, min_confidence, filter_classifier, progress, systems, clips)
+    key_items, key_blocks, items = _write_blocks(clips, out, rng, sample_rate)
+    (out / ANSWERS_DIR).mkdir(exist_ok=True)
     test_token = secrets.token_hex(8)
     atomic_write_json(out / KEY_FILE, {
         "format_version": FORMAT_VERSION, "token": test_token, "seed": seed, "per_label": per_label, "labels": labels,
@@ -190,8 +201,7 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
     atomic_write_json(out / TEST_FILE, {
         "format_version": FORMAT_VERSION, "token": test_token, "labels": labels, "choices": labels + [CANT_TELL],
         "block_size": BLOCK_SIZE, "items": items, "blocks": sorted(key_blocks)})
-    page = resources.files("ganaug.listen")
     for target, name in PAGE_FILES.items():
-        text = page.joinpath(name).read_text()
+        text = resources.files("ganaug.listen").joinpath(name).read_text()
         atomic_write(out / target, lambda tmp, text=text: Path(tmp).write_text(text))
     return out / TEST_FILE
