@@ -1,49 +1,53 @@
-"""Generation speed: a plain float32 forward of G against ``G.sample()`` (the fast path), one run.
+"""Generation speed: plain float32, bf16 autocast and ``G.sample()`` side by side, idle and with a busy core.
 
-    python bench/bench_generate.py [--presets paper,small] [--batch_size 64] [--rounds 7] [--threads 2,1]
+    python bench/bench_generate.py [--ckpt DIR] [--batch_size 64] [--rounds 7] [--threads N]
 
-CPU (always): for each preset, clips/s and x real time of
-  * ``f32``     the plain float32 forward ``G(z)`` under inference mode, batch ``--batch_size``;
-  * ``sample``  ``G.sample(batch_size)`` with its default precision (``ganaug.models.fast``);
-  * ``bf16w``   for reference, the module cast to bf16 (``G.to(torch.bfloat16)``), eager.
-The variants are timed round-robin (``--rounds`` rounds, after a warm-up), so machine load hits them
-alike; the table shows the median and best round and the speed-up of the medians over ``f32``, plus
-the relative error ``||sample - f32|| / ||f32||`` on the same latents (weights at a trained model's
-output level). The load average is printed before and after.
+CPU: the generator of ``--ckpt`` (default: the shared trained WaveGAN, paper size, 10 keywords), batch
+``--batch_size``, timed round-robin (``--rounds`` rounds after a warm-up, so load hits every variant alike):
+  * ``f32``       ``G(z, labels)`` under inference mode;
+  * ``autocast``  the same under ``torch.autocast("cpu", torch.bfloat16)``, forced even where bf16 is not native;
+  * ``sample()``  ``G.sample(batch)``: the one inference path (autocast only where bf16 is native).
+Each is measured idle, then while a second process spins one core (the "busy core" of a shared machine).
+Printed: the CPU, whether it runs bf16 natively, the load average, clips/s (median and best round), the
+speed-up over ``f32`` and the relative error ``||x - f32|| / ||f32||`` on the same latents.
 
-CUDA (when present): clips/s of ``paper`` in bf16 (``sample``) at a large batch, with the bf16 matmul
-rate of the same GPU (TFLOP/s of an 8192^3 GEMM) beside it.
+CUDA (when present): clips/s of ``sample()`` and of the float32 forward at ``--cuda_batch``.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
+from ganaug.checkpoint import load_generator
 from ganaug.functional import sample_latents
-from ganaug.models import PRESETS, WaveGANGenerator
-from ganaug.models import fast
+from ganaug.models.sampling import native_bf16
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "generators" / "wavegan_sc10_h100_5k_ema"
 
 
 def loadavg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def cpu_name() -> str:
     try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
 
 
-def realistic(preset: str) -> WaveGANGenerator:
-    """Random weights scaled to a trained model's output level (rms ~0.1-0.3); speed does not depend on it."""
-    torch.manual_seed(0)
-    G = WaveGANGenerator(**PRESETS[preset]).eval()
-    with torch.no_grad():
-        for conv in G.convs:
-            conv.weight.mul_(2.2)
-    return G
+def spin() -> None:
+    while True:
+        pass
 
 
 def round_robin(variants: dict, rounds: int) -> dict[str, list[float]]:
@@ -59,46 +63,43 @@ def round_robin(variants: dict, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def cpu_bench(preset: str, batch: int, rounds: int) -> dict:
-    G = realistic(preset)
-    Gb = realistic(preset).to(torch.bfloat16)
-    z = sample_latents(batch, G.latent_dim, torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        ref = G(z).float()
-        fast_out = fast.generate(G, z)
-    err = float((fast_out - ref.clamp(-1, 1)).norm() / ref.clamp(-1, 1).norm())
-
-    def plain():
-        with torch.inference_mode():
-            return G(z)
-
-    def bf16w():
-        with torch.inference_mode():
-            return Gb(z.bfloat16())
-
+def cpu_variants(G, batch: int):
+    """The three ways to make ``batch`` clips, each a function of the same latents and labels."""
     gen = torch.Generator()
-    variants = {"f32": plain, "sample": lambda: G.sample(batch, generator=gen.manual_seed(0)), "bf16w": bf16w}
-    times = round_robin(variants, rounds)
-    seconds = G.num_samples / G.sample_rate
-    rows = {}
+    index = None if G.label_names is None else torch.arange(batch) % len(G.label_names)
+    z = sample_latents(batch, G.latent_dim, gen.manual_seed(0))
+
+    @torch.inference_mode()
+    def f32():
+        return G(z, index)
+
+    @torch.inference_mode()
+    def autocast():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return G(z, index).float()
+
+    def sample():
+        return G.synthesize(z, index)   # what G.sample(batch) runs after drawing z and labels
+
+    return {"f32": f32, "autocast": autocast, "sample()": sample}
+
+
+def report(variants: dict, times: dict, batch: int) -> None:
+    ref = variants["f32"]().float()
     base = statistics.median(times["f32"])
     for name, ts in times.items():
+        err = float((variants[name]().float() - ref).norm() / ref.norm())
         med = statistics.median(ts)
-        rows[name] = {"clips_s": batch / med, "best_clips_s": batch / min(ts), "x_real_time": batch * seconds / med,
-                      "speedup": base / med}
-    return {"rows": rows, "rel_err": err, "precision": fast.resolve_precision(None, torch.device("cpu"))}
+        print(f"  {name:9s} {batch / med:8.1f} clips/s (best {batch / min(ts):7.1f})  {base / med:5.2f}x f32  "
+              f"rel err {err:.1e}")
 
 
-def cuda_bench(batch: int, rounds: int) -> dict:
-    device = torch.device("cuda")
-    G = realistic("paper").to(device)
-    gen = torch.Generator(device).manual_seed(0)
-    z = sample_latents(batch, G.latent_dim, gen, device)
-    with torch.inference_mode():
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-        ref = G(z[:256]).float().clamp(-1, 1)
-        err = float((fast.generate(G, z[:256]) - ref).norm() / ref.norm())
+def cuda_bench(ckpt, batch: int, rounds: int) -> None:
+    G = load_generator(ckpt, device="cuda")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
+    z = sample_latents(batch, G.latent_dim, torch.Generator("cuda").manual_seed(0), "cuda")
+    index = None if G.label_names is None else torch.arange(batch, device="cuda") % len(G.label_names)
 
     def timed(fn) -> float:
         fn()
@@ -111,46 +112,48 @@ def cuda_bench(batch: int, rounds: int) -> dict:
             best = min(best, time.perf_counter() - t0)
         return best
 
-    sample_s = timed(lambda: G.sample(batch, generator=gen, batch_size=batch))
     with torch.inference_mode():
-        f32_s = timed(lambda: G(z))
-    n = 8192
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    mm_s = timed(lambda: a @ b)
-    flop_per_clip = 2 * sum(c.weight.numel() * 16 * 4 ** i for i, c in enumerate(G.convs))
-    return {"batch": batch, "sample_clips_s": batch / sample_s, "f32_clips_s": batch / f32_s,
-            "bf16_matmul_tflops": 2 * n ** 3 / mm_s / 1e12, "rel_err": err,
-            "sample_tflops": flop_per_clip * batch / sample_s / 1e12, "gpu": torch.cuda.get_device_name()}
+        f32_s, ref = timed(lambda: G(z, index)), G(z, index)
+    sample_s, out = timed(lambda: G.synthesize(z, index, batch_size=batch)), G.synthesize(z, index, batch_size=batch)
+    print(f"CUDA {torch.cuda.get_device_name()}, native bf16 {native_bf16('cuda')}, batch {batch}: "
+          f"f32 {batch / f32_s:,.0f} clips/s, sample() {batch / sample_s:,.0f} clips/s "
+          f"({f32_s / sample_s:.2f}x), rel err {float((out - ref.clamp(-1, 1)).norm() / ref.norm()):.1e}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", default="paper,small")
+    parser.add_argument("--ckpt", default=str(SHARED), help="generator checkpoint directory")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", default="2,1", help="torch CPU thread counts to run the CPU part with")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--cuda_batch", type=int, default=4096)
-    parser.add_argument("--no_cuda", action="store_true")
     parser.add_argument("--no_cpu", action="store_true", help="only the CUDA part")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, CPU native bf16: {fast.cpu_has_fast_bf16()}, load average before: {loadavg()}")
-    for threads in [] if args.no_cpu else [int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
-        for preset in args.presets.split(","):
-            r = cpu_bench(preset, args.batch_size, args.rounds)
-            print(f"CPU {threads} thread(s), {preset} (d={PRESETS[preset]['model_dim']}), batch {args.batch_size}, "
-                  f"sample() precision {r['precision']}, rel err vs f32 {r['rel_err']:.1e}")
-            for name, row in r["rows"].items():
-                print(f"  {name:7s} {row['clips_s']:8.1f} clips/s (best {row['best_clips_s']:7.1f})  "
-                      f"{row['x_real_time']:8.1f}x real time  {row['speedup']:5.2f}x f32")
-    print(f"load average after: {loadavg()}")
-    if torch.cuda.is_available() and not args.no_cuda:
-        r = cuda_bench(args.cuda_batch, max(3, args.rounds))
-        print(f"CUDA {r['gpu']}: paper bf16 sample() batch {r['batch']}: {r['sample_clips_s']:,.0f} clips/s "
-              f"(= x real time at 16384 samples/16 kHz: {r['sample_clips_s'] * 1.024:,.0f}x; "
-              f"{r['sample_tflops']:.0f} TFLOP/s of conv work), f32 forward {r['f32_clips_s']:,.0f} clips/s, "
-              f"rel err {r['rel_err']:.1e}; bf16 matmul 8192^3: {r['bf16_matmul_tflops']:.0f} TFLOP/s")
+    if not args.no_cpu:
+        torch.set_num_threads(args.threads)
+        G = load_generator(args.ckpt)
+        print(f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({args.threads} threads, "
+              f"{torch.backends.cpu.get_cpu_capability()}), native bf16: {native_bf16('cpu')} -> sample() runs "
+              f"{'bf16 autocast' if native_bf16('cpu') else 'float32'}")
+        print(f"{G.family} d={getattr(G, 'model_dim', '?')} from {args.ckpt}, batch {args.batch_size}, "
+              f"{args.rounds} rounds")
+        variants = cpu_variants(G, args.batch_size)
+        for busy in (False, True):
+            spinner = multiprocessing.Process(target=spin, daemon=True) if busy else None
+            if spinner:
+                spinner.start()
+            try:
+                before = loadavg()
+                times = round_robin(variants, args.rounds)
+                print(f"{'one core busy (a second process spinning)' if busy else 'idle'}: load average "
+                      f"{before} before, {loadavg()} after")
+                report(variants, times, args.batch_size)
+            finally:
+                if spinner:
+                    spinner.terminate()
+                    spinner.join()
+    if torch.cuda.is_available():
+        cuda_bench(args.ckpt, args.cuda_batch, max(3, args.rounds))
     else:
         print("CUDA: not present, GPU part skipped")
 

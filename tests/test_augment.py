@@ -41,7 +41,7 @@ def test_p1_replaces_every_row_with_a_clip_of_its_own_label(cond):
     from ganaug.functional import sample_latents
     for r, name in enumerate(labels):
         z = sample_latents(1, G.latent_dim, row_generator(int(params["seeds"][r])))
-        clip = G.synthesize(z, torch.tensor([G.label_names.index(name)]))[0]  # G's fast path (see test_fast.py)
+        clip = G.synthesize(z, torch.tensor([G.label_names.index(name)]))[0]  # G's one inference path (see test_sampling.py)
         expected = clip[(16384 - 16000) // 2:][:16000]
         torch.testing.assert_close(out[r], expected, atol=1e-5, rtol=1e-4)
 

@@ -1,4 +1,5 @@
-"""Generator metrics: the math against closed forms, and a reference classifier on real audio."""
+"""Generator metrics: the math against closed forms, and IS/FID/KID (torchmetrics over the reference
+classifier) against their textbook formulas on real audio."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from ganaug.metrics import (
-    METRICS, ClipSet, MetricContext, frechet_distance, frechet_distance_from_features, inception_score,
-    label_accuracy, modified_inception_score, nn_distance, nn_features, register_metric, run_metrics,
+    METRICS, ClassifierFeature, ClipSet, MetricContext, label_accuracy, modified_inception_score, nn_distance,
+    nn_features, register_metric, run_metrics,
 )
 from ganaug.kws.reference import ensure_reference
 from ganaug.metrics.classifier import classify, real_split, reference_classifier
@@ -19,30 +20,10 @@ from ganaug.metrics.classifier import classify, real_split, reference_classifier
 TINY_REFERENCE = {"number_of_epochs": 6, "batch_size": 8, "lr": 0.01, "channels": 16, "classic_augment": False}
 
 
-# -- Inception Score and modified IS ---------------------------------------------------------
-@pytest.mark.parametrize("num_classes", [2, 5, 10])
-def test_is_of_confident_uniform_predictions_is_num_classes(num_classes):
-    probs = torch.eye(num_classes).repeat(20, 1)       # one-hot, every class equally often
-    mean, std = inception_score(probs, splits=10)
-    assert mean == pytest.approx(num_classes)
-    assert std == pytest.approx(0.0, abs=1e-9)
-
-
-def test_is_of_constant_predictions_is_one():
+# -- modified IS -------------------------------------------------------------------------------
+def test_modified_is_of_constant_predictions_is_one():
     probs = torch.tensor([[0.7, 0.2, 0.1]]).repeat(100, 1)
-    assert inception_score(probs)[0] == pytest.approx(1.0)
     assert modified_inception_score(probs) == pytest.approx(1.0)
-
-
-def test_is_closed_form_and_split_std():
-    # half the rows [0.9, 0.1], half [0.1, 0.9]: p(y) uniform, KL = log 2 - H(0.9)
-    p = torch.tensor([[0.9, 0.1], [0.1, 0.9]]).repeat(50, 1)
-    entropy = -(0.9 * math.log(0.9) + 0.1 * math.log(0.1))
-    assert inception_score(p, splits=1)[0] == pytest.approx(math.exp(math.log(2) - entropy))
-    # chunks with different class balance give a spread
-    skewed = torch.cat([torch.eye(2).repeat(25, 1), torch.tensor([[1.0, 0.0]]).repeat(50, 1)])
-    mean, std = inception_score(skewed, splits=2)
-    assert mean == pytest.approx((2 + 1) / 2) and std == pytest.approx(0.5)
 
 
 def test_modified_is_closed_form():
@@ -54,37 +35,7 @@ def test_modified_is_closed_form():
 
 def test_scores_reject_logits():
     with pytest.raises(ValueError, match="softmax"):
-        inception_score(torch.randn(10, 3))
-
-
-# -- FID ---------------------------------------------------------------------------------------
-def test_fid_of_identical_sets_is_zero():
-    x = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
-    assert frechet_distance_from_features(x, x) == pytest.approx(0.0, abs=1e-6)
-
-
-def test_fid_of_gaussians_closed_form():
-    # diagonal covariances: |dmu|^2 + sum (sqrt(s1) - sqrt(s2))^2
-    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 2.0])
-    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
-    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(s1) - np.sqrt(s2)) ** 2)
-    assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected)
-    # non-commuting covariances: against scipy's matrix square root
-    from scipy.linalg import sqrtm
-
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
-    c1, c2 = a @ a.T + np.eye(4), b @ b.T + np.eye(4)
-    reference = np.trace(c1 + c2 - 2 * sqrtm(c1 @ c2).real)
-    assert frechet_distance(np.zeros(4), c1, np.zeros(4), c2) == pytest.approx(reference, rel=1e-6)
-
-
-def test_fid_of_shifted_gaussian_samples():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(20000, 4, generator=g)
-    y = torch.randn(20000, 4, generator=g) * 2 + torch.tensor([1.0, 2.0, 0.0, 0.0])
-    expected = 1 + 4 + 4 * (1 - 2) ** 2                   # |shift|^2 + sum (1 - 2)^2
-    assert frechet_distance_from_features(x, y) == pytest.approx(expected, rel=0.05)
+        modified_inception_score(torch.randn(10, 3))
 
 
 # -- nearest-neighbour distances ---------------------------------------------------------------
@@ -162,6 +113,63 @@ def test_label_accuracy_of_real_audio_through_trained_classifier(trained_classif
     assert out["d_self"] > 0 and out["d_self_n"] == 10
     assert 1.0 <= out["is"] <= 2.0 and out["label_acc"] >= 0.8
     assert set(out["label_acc_per_label"]) == {"yes", "no"}
+
+
+def _is_formula(probs: torch.Tensor) -> float:
+    """exp(E_x KL(p(y|x) || p(y))) (Salimans et al. 2016), in float64."""
+    probs = probs.double()
+    return float(torch.exp((probs * (probs.log() - probs.mean(0, keepdim=True).log())).sum(1).mean()))
+
+
+def _fid_formula(x: torch.Tensor, y: torch.Tensor) -> float:
+    from scipy.linalg import sqrtm
+
+    x, y = x.double().numpy(), y.double().numpy()
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    return float(((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real))
+
+
+def _kid_formula(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Unbiased MMD^2 with the kernel (x.y / dim + 1)^3 (Binkowski et al. 2018), on whole sets."""
+    x, y = x.double(), y.double()
+    k = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
+    m = x.shape[0]
+    off = lambda kk: (kk.sum() - kk.diagonal().sum()) / (m * (m - 1))  # noqa: E731
+    return float(off(k(x, x)) + off(k(y, y)) - 2 * k(x, y).mean())
+
+
+def test_is_fid_kid_are_their_formulas_on_real_clips(trained_classifier, sc_root):
+    """torchmetrics with the classifier as ``feature=`` gives the textbook numbers on the classifier's outputs.
+    IS splits the clips in seeded random chunks: the real clips come grouped by label, and chunks in that order
+    (ganaug's IS before torchmetrics) each hold one label and score far too low."""
+    from ganaug.models.classifier import load_classifier
+
+    model = load_classifier(trained_classifier)
+    wavs, labels, _ = real_split(sc_root, ["yes", "no"], "train")
+    n = len(wavs) // 2
+    a, b = ClipSet("a", wavs[0:2 * n:2], labels[0:2 * n:2]), ClipSet("b", wavs[1:2 * n:2], labels[1:2 * n:2])
+    assert int((labels[1:] != labels[:-1]).sum()) == 1          # grouped by label: all of one, then the other
+    ctx = MetricContext(classifier=model, train=a, seed=3, kid_subset_size=n)
+    out = run_metrics(ctx, b, ("is", "fid", "kid"))
+    logits, embeds = classify(model, b.wavs)
+    _, train_embeds = classify(model, a.wavs)
+    probs = torch.softmax(logits.double(), 1)
+    splits = out["is_splits"]
+    assert splits == min(10, n // 50) > 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        chunks = probs[torch.randperm(n)].chunk(splits)
+    per_chunk = torch.tensor([_is_formula(c) for c in chunks], dtype=torch.float64)
+    assert out["is"] == pytest.approx(float(per_chunk.mean()), rel=1e-5)
+    assert out["is_std"] == pytest.approx(float(per_chunk.std()), rel=1e-3, abs=1e-6)
+    in_order = np.mean([_is_formula(c) for c in probs.chunk(splits)])
+    assert out["is"] == pytest.approx(_is_formula(probs), abs=0.1) and out["is"] > in_order + 0.2
+    assert out["fid"] == pytest.approx(_fid_formula(embeds, train_embeds), rel=1e-4)
+    # subsets as large as both sets: every subset is the whole set, so KID is the whole-set MMD, spread 0
+    assert out["kid_subset_size"] == n and out["kid_std"] == pytest.approx(0.0, abs=1e-6)
+    assert out["kid"] == pytest.approx(_kid_formula(train_embeds, embeds), rel=1e-4, abs=1e-7)
+    with pytest.raises(ValueError, match="'embedding' or 'logits'"):
+        ClassifierFeature(model, "probs")
 
 
 def test_reference_classifier_is_reused_and_checks_labels(trained_classifier, mini_sc, tmp_path):

@@ -78,7 +78,7 @@ def _system_names(ckpts: list[Path]) -> list[str]:
 
 
 def _real_clips(dataset, labels, per_label, rng: random.Random):
-    """``per_label`` seeded clips of each label from ``dataset`` -> [(label, index)]."""
+    """``per_label`` seeded clips of each label from ``dataset`` -> [(label, wav, {"path": file})]."""
     by_label: dict[str, list[int]] = {}
     for i, clip in enumerate(dataset.clips):
         by_label.setdefault(clip.label_name, []).append(i)
@@ -88,7 +88,7 @@ def _real_clips(dataset, labels, per_label, rng: random.Random):
         if len(pool) < per_label:
             raise ListenError(f"--data {dataset.root}: its test split has {len(pool)} clips of {label!r}, fewer than "
                               f"--per-label {per_label}; lower --per-label or use a larger data folder")
-        chosen += [(label, i) for i in rng.sample(pool, per_label)]
+        chosen += [(label, dataset.load(i), {"path": dataset.clips[i].path}) for i in rng.sample(pool, per_label)]
     return chosen
 
 
@@ -98,6 +98,76 @@ def _write_clip(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
     if peak > 0:
         clip = clip * (PEAK / peak)
     atomic_write(path, lambda tmp: sf.write(tmp, clip, sample_rate, format="WAV", subtype="PCM_16"))
+
+
+def _check_args(ckpts, data, out: Path, per_label, min_confidence, filtered) -> list[Path]:
+    ckpts = [Path(c) for c in ([ckpts] if isinstance(ckpts, (str, Path)) else ckpts)]
+    if not ckpts:
+        raise ListenError("give at least one generator checkpoint directory (ganaug listen CKPT --data DIR --out DIR)")
+    if not isinstance(per_label, int) or per_label < 1:
+        raise ListenError(f"--per-label {per_label!r}: give a positive number of clips per label")
+    if data is None or not Path(data).is_dir():
+        raise ListenError(f"--data {data}: no such folder; give the Speech Commands- or FSDD-layout folder the "
+                          f"generators were trained on (its test split gives the real clips)")
+    answers = out / ANSWERS_DIR
+    if answers.is_dir() and any(answers.iterdir()):
+        raise ListenError(f"--out {out}: holds answers of an earlier test ({answers}); choose another --out, "
+                          f"or move that test away first")
+    for path in ckpts:
+        if not path.is_dir():
+            raise ListenError(f"{path}: no such checkpoint directory; give folders written by `ganaug train`")
+    if min_confidence:
+        filtered(ckpts[0])  # fail before any work when unavailable
+    return ckpts
+
+
+def _generated(ckpts, sources, names, seed, min_confidence, filter_classifier, progress, systems, clips,
+               filtered, device=None) -> None:
+    """Add to ``systems`` and ``clips`` each generator (and, with ``min_confidence``, it behind its filter:
+    ``filtered(ckpt)``), made on ``device``."""
+    from ganaug.augment.source import mix_seed, synthesize
+
+    for name, ckpt, source in zip(_system_names(ckpts), ckpts, sources):
+        variants = [(name, source, {"kind": "generator"})]
+        if min_confidence:
+            variants.append((f"{name}+filtered", filtered(ckpt),
+                             {"kind": "filtered", "min_confidence": float(min_confidence),
+                              "filter_classifier": None if filter_classifier is None else str(filter_classifier)}))
+        for system, src, info in variants:
+            if progress:
+                print(f"generating {len(names)} clips of {system}", flush=True)
+            system_seed = mix_seed("listen", info["kind"], seed)
+            wavs, kept, _ = synthesize(src, names, seed=system_seed, device=device)   # a filtered system drops rejected rows
+            systems[system] = {**info, "ckpt": str(ckpt.resolve())}
+            clips[system] = [(label, wavs[j], {"seed": system_seed, "index": j}) for j, label in enumerate(kept)]
+
+
+def _write_blocks(clips: dict, out: Path, rng: random.Random, sample_rate: int):
+    """Each system's clips, shuffled, in blocks under random ids: ``(key items, key blocks, test items)``."""
+    shutil.rmtree(out / CLIPS_DIR, ignore_errors=True)
+    (out / CLIPS_DIR).mkdir(parents=True)
+    key_items, key_blocks, items, used = {}, {}, [], set()
+
+    def token(prefix: str) -> str:
+        while (t := prefix + secrets.token_hex(5)) in used:
+            pass
+        used.add(t)
+        return t
+
+    for system, entries in clips.items():
+        order = list(range(len(entries)))
+        rng.shuffle(order)
+        for start in range(0, len(order), BLOCK_SIZE):
+            block = token("b")
+            key_blocks[block] = system
+            for j in order[start:start + BLOCK_SIZE]:
+                label, wav, source = entries[j]
+                cid = token("c")
+                _write_clip(wav, out / CLIPS_DIR / f"{cid}.wav", sample_rate)
+                key_items[cid] = {"system": system, "label": label, **source}
+                items.append({"id": cid, "file": f"{CLIPS_DIR}/{cid}.wav", "block": block})
+    items.sort(key=lambda item: item["id"])  # random ids: the file order says nothing either
+    return key_items, key_blocks, items
 
 
 def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confidence: float | None = None,
@@ -114,82 +184,29 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
         device: where clips are generated and a missing filter classifier is trained (None: CPU).
         noise_folder: background noise of a filter classifier trained here (None: the recipe's ``auto``).
     """
-    from ganaug.augment.source import GeneratorSource, mix_seed, synthesize
+    import functools
+
+    from ganaug.augment.source import GeneratorSource
     from ganaug.data import KeywordDataset
 
-    ckpts = [Path(c) for c in ([ckpts] if isinstance(ckpts, (str, Path)) else ckpts)]
     out = Path(out)
-    if not ckpts:
-        raise ListenError("give at least one generator checkpoint directory (ganaug listen CKPT --data DIR --out DIR)")
-    if not isinstance(per_label, int) or per_label < 1:
-        raise ListenError(f"--per-label {per_label!r}: give a positive number of clips per label")
-    if data is None or not Path(data).is_dir():
-        raise ListenError(f"--data {data}: no such folder; give the Speech Commands- or FSDD-layout folder the "
-                          f"generators were trained on (its test split gives the real clips)")
-    answers = out / ANSWERS_DIR
-    if answers.is_dir() and any(answers.iterdir()):
-        raise ListenError(f"--out {out}: holds answers of an earlier test ({answers}); choose another --out, "
-                          f"or move that test away first")
-    for path in ckpts:
-        if not path.is_dir():
-            raise ListenError(f"{path}: no such checkpoint directory; give folders written by `ganaug train`")
-    if min_confidence:
-        filtered_source(ckpts[0], min_confidence, filter_classifier, data, device, noise_folder)  # fail before any work
-
+    filtered = functools.partial(filtered_source, min_confidence=min_confidence, filter_classifier=filter_classifier,
+                                 data_folder=data, device=device, noise_folder=noise_folder)
+    ckpts = _check_args(ckpts, data, out, per_label, min_confidence, filtered)
     sources = [GeneratorSource(c) for c in ckpts]
     labels = [name for name in sources[0].label_names if all(name in s.label_names for s in sources[1:])]
     if not labels:
         raise ListenError(f"{ckpts}: the generators share no label; compare generators of the same keywords")
     sample_rate, num_samples = sources[0].sample_rate, sources[0].num_samples
     dataset = KeywordDataset(data, labels=labels, sample_rate=sample_rate, num_samples=num_samples, split="test")
-
     rng = random.Random(seed)
-    systems: dict[str, dict] = {REAL: {"kind": "real", "data": str(Path(data).resolve())}}
-    clips: dict[str, list[tuple[str, torch.Tensor, dict]]] = {}
-    real = _real_clips(dataset, labels, per_label, rng)
-    clips[REAL] = [(label, dataset.load(i), {"path": dataset.clips[i].path}) for label, i in real]
+    systems = {REAL: {"kind": "real", "data": str(Path(data).resolve())}}
+    clips = {REAL: _real_clips(dataset, labels, per_label, rng)}
     names = [label for label in labels for _ in range(per_label)]
-    for name, ckpt, source in zip(_system_names(ckpts), ckpts, sources):
-        variants = [(name, source, {"kind": "generator"})]
-        if min_confidence:
-            variants.append((f"{name}+filtered", filtered_source(ckpt, min_confidence, filter_classifier, data,
-                                                                 device, noise_folder),
-                             {"kind": "filtered", "min_confidence": float(min_confidence),
-                              "filter_classifier": None if filter_classifier is None else str(filter_classifier)}))
-        for system, src, info in variants:
-            if progress:
-                print(f"generating {len(names)} clips of {system}", flush=True)
-            system_seed = mix_seed("listen", info["kind"], seed)
-            wavs, kept, _ = synthesize(src, names, seed=system_seed, device=device)   # a filtered system drops rejected rows
-            systems[system] = {**info, "ckpt": str(ckpt.resolve())}
-            clips[system] = [(label, wavs[j], {"seed": system_seed, "index": j}) for j, label in enumerate(kept)]
-
-    shutil.rmtree(out / CLIPS_DIR, ignore_errors=True)
-    (out / CLIPS_DIR).mkdir(parents=True)
+    _generated(ckpts, sources, names, seed, min_confidence, filter_classifier, progress, systems, clips, filtered,
+               device)
+    key_items, key_blocks, items = _write_blocks(clips, out, rng, sample_rate)
     (out / ANSWERS_DIR).mkdir(exist_ok=True)
-    key_items, key_blocks, items = {}, {}, []
-    used: set[str] = set()
-
-    def token(prefix: str) -> str:
-        while True:
-            t = prefix + secrets.token_hex(5)
-            if t not in used:
-                used.add(t)
-                return t
-
-    for system, entries in clips.items():
-        order = list(range(len(entries)))
-        rng.shuffle(order)
-        for start in range(0, len(order), BLOCK_SIZE):
-            block = token("b")
-            key_blocks[block] = system
-            for j in order[start:start + BLOCK_SIZE]:
-                label, wav, source = entries[j]
-                cid = token("c")
-                _write_clip(wav, out / CLIPS_DIR / f"{cid}.wav", sample_rate)
-                key_items[cid] = {"system": system, "label": label, **source}
-                items.append({"id": cid, "file": f"{CLIPS_DIR}/{cid}.wav", "block": block})
-    items.sort(key=lambda item: item["id"])  # random ids: the file order says nothing either
     test_token = secrets.token_hex(8)
     atomic_write_json(out / KEY_FILE, {
         "format_version": FORMAT_VERSION, "token": test_token, "seed": seed, "per_label": per_label, "labels": labels,
@@ -197,8 +214,7 @@ def build_test(ckpts, data, out, per_label: int = 5, seed: int = 0, min_confiden
     atomic_write_json(out / TEST_FILE, {
         "format_version": FORMAT_VERSION, "token": test_token, "labels": labels, "choices": labels + [CANT_TELL],
         "block_size": BLOCK_SIZE, "items": items, "blocks": sorted(key_blocks)})
-    page = resources.files("ganaug.listen")
     for target, name in PAGE_FILES.items():
-        text = page.joinpath(name).read_text()
+        text = resources.files("ganaug.listen").joinpath(name).read_text()
         atomic_write(out / target, lambda tmp, text=text: Path(tmp).write_text(text))
     return out / TEST_FILE

@@ -22,9 +22,6 @@ scorer's label accuracy on the kept clips) are added to the result.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -32,22 +29,12 @@ from pathlib import Path
 import torch
 
 from ganaug.augment.filter import not_independent
-from ganaug.io import atomic_write, atomic_write_json
 from ganaug.metrics.classifier import load_reference, real_split, reference_classifier
 from ganaug.metrics.registry import DEFAULT_METRICS, ClipSet, MetricContext, run_metrics
+from ganaug.metrics.table import format_table, write_metrics
 
-__all__ = ["evaluate_generator", "format_table",
-           "write_metrics", "main"]
+__all__ = ["evaluate_generator", "format_table", "write_metrics", "main"]
 
-ROWS = [  # key, name, reading
-    ("is", "Inception Score", "higher is better, at most #labels"),
-    ("mis", "modified IS", "higher is better"),
-    ("fid", "FID vs real train", "lower is better"),
-    ("d_train", "|D|train", "NN distance to train; ~0 = copies"),
-    ("d_self", "|D|self", "NN distance within set; small = mode collapse"),
-    ("label_acc", "label accuracy", "classifier hears the intended label"),
-    ("consistency", "spectrogram consistency", "TiFGAN's measure; real speech ~0.7, noise lower"),
-]
 UNCONDITIONAL = "_unconditional_"   # the source's name for the clips of an unconditional generator
 
 
@@ -119,17 +106,97 @@ def _label_filter(source, filter_classifier, labels, sample_rate, min_confidence
     return LabelFilter(filter_classifier, min_confidence, device=device)
 
 
-def _filtered(accepted: torch.Tensor, correct: torch.Tensor, names: list[str], labels: list[str]) -> dict:
-    """acceptance and label accuracy of the accepted clips, overall and per label."""
+def _check_args(num_clips, min_confidence, data: Path, device) -> torch.device:
+    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 2:
+        raise ValueError(f"--num-clips {num_clips!r}: need an integer >= 2 (FID needs a covariance)")
+    if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
+        raise ValueError(f"--min_confidence {min_confidence!r}: give a posterior threshold in [0, 1], e.g. 0.8")
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder")
+    if str(device or "").startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
+    from ganaug.env import resolve_device
+
+    return torch.device(resolve_device(device, say=False))
+
+
+def _real_acceptance(label_filter, data: Path | None, labels: list, sample_rate: int) -> dict:
+    """Per label, the share of ``data``'s real VALID clips whose filter posterior of their label reaches the
+    filter's threshold (what the threshold means for real speech), or {} without data."""
+    from ganaug.data import KeywordDataset
+    from ganaug.data.cache import preload
+
+    if data is None:
+        return {}
+    valid = KeywordDataset(data, labels=labels, split="valid", sample_rate=sample_rate, num_samples=sample_rate)
+    if not len(valid):
+        return {}
+    wavs, idx = preload(valid, progress=False)
+    names = [labels[i] for i in idx.tolist()]
+    accepted = label_filter.accept(wavs, names, sample_rate)
+    return {label: float(accepted[[n == label for n in names]].double().mean()) if label in names else None
+            for label in labels}
+
+
+def _real_sets(data: Path, labels: list, label_names: list, sample_rate: int, max_train: int, seed: int):
+    """``(train, test)`` ClipSets of ``data``'s real clips, labels as indices into the classifier's ``label_names``;
+    at most ``max_train`` (seeded) training clips."""
+    to_index = {name: i for i, name in enumerate(label_names)}
+    sets = []
+    for split in ("train", "test"):
+        wavs, idx, _ = real_split(data, labels, split, sample_rate)
+        # dataset indices follow `labels`; the classifier may know more labels in another order
+        sets.append([wavs.float(), torch.tensor([to_index[labels[i]] for i in idx.tolist()], dtype=torch.long)])
+    train, test = sets
+    if train[0].shape[0] > max_train:
+        keep = torch.randperm(train[0].shape[0], generator=torch.Generator().manual_seed(seed))[:max_train].sort().values
+        train = [train[0][keep], train[1][keep]]
+    if test[0].shape[0] < 2:
+        raise ValueError(f"--data {data}: the TEST split has {test[0].shape[0]} clips of {labels}; the real-data "
+                         f"reference needs a few held-out speakers (use a folder with more speakers)")
+    return ClipSet("real train", *train), ClipSet("real test", *test)
+
+
+def _generated_set(source, kind: str, labels: list, label_names: list, num_clips: int, seed: int, sample_rate: int,
+                   num_samples: int, device, metrics) -> tuple[ClipSet, list]:
+    """``num_clips`` clips (labels balanced) and their names; TiFGAN's own spectrograms for "consistency"."""
+    to_index = {name: i for i, name in enumerate(label_names)}
+    names = [UNCONDITIONAL] * num_clips if kind == "unconditional" else [labels[i % len(labels)] for i in range(num_clips)]
+    wavs = _generate(source, names, seed, sample_rate, num_samples, device)
+    clips = ClipSet("generated", wavs, None if kind == "unconditional" else torch.tensor([to_index[n] for n in names]))
+    logmag = _generator_spectrograms(source, kind, labels, seed) if "consistency" in metrics else None
+    if logmag is not None:
+        clips.cache["logmag"] = logmag
+    return clips, names
+
+
+def _filter_result(ctx, generated: ClipSet, names, labels, source, clf_dir, filter_classifier, min_confidence,
+                   sample_rate, device, progress, data=None, recipe=None) -> dict:
+    """acceptance and the scorer's label accuracy of the clips the filter kept, overall and per label, the share
+    of ``data``'s real VALID clips the filter accepts at the same threshold (per label, beside the generated
+    clips' share), and the ``filter`` entry of the result."""
+    label_filter = _label_filter(source, filter_classifier, labels, sample_rate, min_confidence, device, progress,
+                                 data, recipe)
+    accepted = label_filter.accept(generated.wavs, names, sample_rate)
+    correct = ctx.probs(generated).argmax(1) == generated.labels
     out = {"acceptance": {}, "label_acc_filtered_per_label": {}}
     for label in labels:
         rows = torch.tensor([n == label for n in names])
         kept = accepted & rows
         out["acceptance"][label] = float(kept.sum() / rows.sum()) if rows.any() else None
         out["label_acc_filtered_per_label"][label] = float(correct[kept].double().mean()) if kept.any() else None
+    out["real_valid_acceptance"] = _real_acceptance(label_filter, data, labels, sample_rate)
     out["acceptance_overall"] = float(accepted.double().mean())
     out["label_acc_filtered"] = float(correct[accepted].double().mean()) if accepted.any() else None
     out["num_accepted"] = int(accepted.sum())
+    out["filter"] = {"folder": str(label_filter.path.resolve()), "min_confidence": min_confidence,
+                     "label_names": label_filter.label_names}
+    if not_independent(source.configs, label_filter.path):
+        out["filter"]["trained_against"] = True      # the generator was trained to please the filter
+    if out["filter"]["folder"] == str(clf_dir.resolve()):
+        # --data is the generator's own training data: one classifier scores and filters, so every kept
+        # clip is scored right. Say so where the number is, so nobody reports it as a result.
+        out["filter"]["same_as_scorer"] = True
     return out
 
 
@@ -152,18 +219,8 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
         filter_classifier: the filter's folder; ``None`` = the generator's own reference classifier.
     Returns ``{"generated": {...}, "real": {...}, "classifier": {...}, "settings": {...}, ...}`` (metrics.json).
     """
-    if isinstance(num_clips, bool) or not isinstance(num_clips, int) or num_clips < 2:
-        raise ValueError(f"--num-clips {num_clips!r}: need an integer >= 2 (FID needs a covariance)")
-    if min_confidence is not None and not 0.0 <= float(min_confidence) <= 1.0:
-        raise ValueError(f"--min_confidence {min_confidence!r}: give a posterior threshold in [0, 1], e.g. 0.8")
     data = Path(data)
-    if not data.is_dir():
-        raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder")
-    if str(device or "").startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available here; use --device cpu")
-    from ganaug.env import resolve_device
-
-    device = torch.device(resolve_device(device, say=False))
+    device = _check_args(num_clips, min_confidence, data, device)
     started = time.time()
     source, kind = _source(ckpt)
     labels = _data_keywords(data) if kind == "unconditional" else list(source.label_names)
@@ -173,40 +230,15 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                          "use a conditional or per-keyword generator, or leave the filter off")
     model, clf_config, clf_dir = reference_classifier(data, labels, classifier, device=device,
                                                       sample_rate=sample_rate, progress=progress, overrides=recipe)
-    to_index = {name: i for i, name in enumerate(model.label_names)}
-
-    def real(split):
-        wavs, idx, _ = real_split(data, labels, split, sample_rate)
-        # dataset indices follow `labels`; the classifier may know more labels in another order
-        return wavs, torch.tensor([to_index[labels[i]] for i in idx.tolist()], dtype=torch.long)
-
-    train_wavs, train_labels = real("train")
-    if train_wavs.shape[0] > max_train:
-        keep = torch.randperm(train_wavs.shape[0], generator=torch.Generator().manual_seed(seed))[:max_train].sort().values
-        train_wavs, train_labels = train_wavs[keep], train_labels[keep]
-    test_wavs, test_labels = real("test")
-    if test_wavs.shape[0] < 2:
-        raise ValueError(f"--data {data}: the TEST split has {test_wavs.shape[0]} clips of {labels}; "
-                         f"the real-data reference needs a few held-out speakers (use a folder with more speakers)")
-
-    names = [UNCONDITIONAL] * num_clips if kind == "unconditional" else [labels[i % len(labels)] for i in range(num_clips)]
-    gen_wavs = _generate(source, names, seed, sample_rate, train_wavs.shape[1], device)
-    gen_labels = None if kind == "unconditional" else torch.tensor([to_index[n] for n in names], dtype=torch.long)
-    ctx = MetricContext(classifier=model, train=ClipSet("real train", train_wavs.float(), train_labels),
-                        device=device, sample_rate=sample_rate,
-                        self_n=min(num_clips, test_wavs.shape[0]), progress=progress)
-    generated_set = ClipSet("generated", gen_wavs, gen_labels)
-    if "consistency" in metrics:
-        logmag = _generator_spectrograms(source, kind, labels, seed)
-        if logmag is not None:
-            generated_set.cache["logmag"] = logmag
-    generated = run_metrics(ctx, generated_set, metrics)
-    real_ref = run_metrics(ctx, ClipSet("real test", test_wavs.float(), test_labels), metrics)
+    train, test = _real_sets(data, labels, model.label_names, sample_rate, max_train, seed)
+    generated, names = _generated_set(source, kind, labels, model.label_names, num_clips, seed, sample_rate,
+                                      train.wavs.shape[1], device, metrics)
+    ctx = MetricContext(classifier=model, train=train, device=device, sample_rate=sample_rate,
+                        self_n=min(num_clips, len(test)), progress=progress, seed=seed)
     result = {
         "ckpt": str(Path(ckpt).resolve()), "data": str(data.resolve()), "kind": kind, "labels": labels,
-        "seed": seed, "num_generated": num_clips, "num_real_test": int(test_wavs.shape[0]),
-        "num_real_train": int(train_wavs.shape[0]), "metrics": list(metrics),
-        "generated": generated, "real": real_ref,
+        "seed": seed, "num_generated": num_clips, "num_real_test": len(test), "num_real_train": len(train),
+        "metrics": list(metrics), "generated": run_metrics(ctx, generated, metrics), "real": run_metrics(ctx, test, metrics),
         "classifier": {"folder": str(clf_dir.resolve()), "label_names": list(model.label_names),
                        "test_acc": clf_config.get("test_acc"), "valid_acc": clf_config.get("valid_acc"),
                        "num_train": clf_config.get("num_train")},
@@ -218,19 +250,8 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                       f"label accuracy, IS and FID are not independent; give --classifier DIR, a classifier trained "
                       f"another way (e.g. `ganaug kws` with another seed or recipe)", UserWarning, stacklevel=2)
     if filtering:
-        label_filter = _label_filter(source, filter_classifier, labels, sample_rate, float(min_confidence), device,
-                                     progress, data, recipe)
-        accepted = label_filter.accept(gen_wavs, names, sample_rate)
-        correct = ctx.probs(generated_set).argmax(1) == gen_labels
-        result.update(_filtered(accepted, correct, names, labels))
-        result["filter"] = {"folder": str(label_filter.path.resolve()), "min_confidence": float(min_confidence),
-                            "label_names": label_filter.label_names}
-        if not_independent(source.configs, label_filter.path):
-            result["filter"]["trained_against"] = True      # the generator was trained to please the filter
-        if result["filter"]["folder"] == result["classifier"]["folder"]:
-            # --data is the generator's own training data: one classifier scores and filters, so every kept
-            # clip is scored right. Say so where the number is, so nobody reports it as a result.
-            result["filter"]["same_as_scorer"] = True
+        result.update(_filter_result(ctx, generated, names, labels, source, clf_dir, filter_classifier,
+                                     float(min_confidence), sample_rate, device, progress, data, recipe))
     result["settings"] = {"generator": source.fingerprint(), "data": result["data"], "labels": labels,
                           "num_clips": num_clips, "seed": seed, "metrics": list(metrics), "max_train": max_train,
                           "sample_rate": sample_rate, "classifier": result["classifier"]["folder"],
@@ -238,89 +259,6 @@ def evaluate_generator(ckpt, data, classifier=None, num_clips: int = 1000, devic
                           "filter_classifier": result["filter"]["folder"] if filtering else None}
     result["seconds"] = round(time.time() - started, 1)
     return result
-
-
-def _md(text: str) -> str:
-    """A Markdown table cell: ``|`` escaped so that ``|D|train`` stays one cell."""
-    return str(text).replace("|", "\\|")
-
-
-def _fmt(values: dict, key: str) -> str:
-    value = values.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    std = values.get(f"{key}_std")
-    return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
-
-
-def format_table(result: dict) -> str:
-    """Markdown: a table metric | generated | real (test speakers) | how to read it, then notes."""
-    lines = ["| metric | generated | real (test speakers) | reading |", "|---|---|---|---|"]
-    if result["classifier"].get("trained_against"):
-        lines = ["**Not independent:** the generator was trained to please this classifier (`aux: frozen`); "
-                 "its label accuracy, IS and FID say how well it fooled it.", "", *lines]
-    for key, name, reading in ROWS:
-        if key in result["generated"] or key in result["real"]:
-            lines.append(f"| {_md(name)} | {_md(_fmt(result['generated'], key))} | {_md(_fmt(result['real'], key))} "
-                         f"| {_md(reading)} |")
-    if "filter" in result:
-        value = result["label_acc_filtered"]
-        reading = ("not independent: the filter IS the scorer, it keeps what the scorer hears right "
-                   "(give --data of other speakers, or --classifier)"
-                   if result["filter"].get("same_as_scorer") else "the scorer on the clips the filter kept")
-        if result["filter"].get("trained_against"):
-            reading += "; the generator was trained to please the filter (aux: frozen), so its acceptance is no evidence"
-        lines.append(f"| label accuracy, filtered | {'-' if value is None else f'{value:.3f}'} | - | {_md(reading)} |")
-    per_label = result["generated"].get("label_acc_per_label")
-    if per_label:
-        lines.append("")
-        lines.append("label accuracy per label: " + ", ".join(f"{k} {v:.2f}" for k, v in per_label.items()))
-    if "filter" in result:
-        f = result["filter"]
-        lines.append("")
-        lines.append(f"filter (posterior >= {f['min_confidence']}, {f['folder']}): kept {result['num_accepted']} of "
-                     f"{result['num_generated']} clips ({result['acceptance_overall']:.2f}); acceptance per label: "
-                     + ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in result["acceptance"].items()))
-    clf = result["classifier"]
-    lines.append("")
-    lines.append(f"reference classifier: {clf['folder']} (labels {clf['label_names']}, "
-                 f"test accuracy {clf['test_acc'] if clf['test_acc'] is None else round(clf['test_acc'], 4)})")
-    lines.append("")
-    lines.append(f"{result['num_generated']} generated clips, {result['num_real_test']} real test clips, "
-                 f"{result['num_real_train']} real train clips")
-    return "\n".join(lines)
-
-
-def _settings_key(result: dict) -> str:
-    """Short id of the settings a metrics.json was computed with (older files: from their fields)."""
-    settings = result.get("settings") or {k: result.get(k) for k in ("ckpt", "data", "labels", "num_generated",
-                                                                         "seed", "metrics", "classifier")}
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def write_metrics(out, result: dict) -> Path:
-    """Write ``OUT/metrics.json`` and ``OUT/metrics.md``. A metrics.json there that was computed with
-    other settings is kept, as ``metrics-<settings id>.json`` (+ ``.md``), before it is replaced."""
-    out = Path(out)
-    path = out / "metrics.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            old = None
-        key = _settings_key(old) if isinstance(old, dict) else hashlib.sha1(path.read_bytes()).hexdigest()[:10]
-        if key != _settings_key(result):
-            kept = out / f"metrics-{key}.json"
-            if not kept.exists():
-                atomic_write(kept, lambda tmp: Path(tmp).write_bytes(path.read_bytes()))
-                if (out / "metrics.md").is_file():
-                    md = (out / "metrics.md").read_bytes()
-                    atomic_write(out / f"metrics-{key}.md", lambda tmp: Path(tmp).write_bytes(md))
-            print(f"{path} held metrics of other settings: kept as {kept}")
-    atomic_write_json(path, result)
-    table = format_table(result)
-    atomic_write(out / "metrics.md", lambda tmp: Path(tmp).write_text(table + "\n"))
-    return path
 
 
 def main(ckpt, data, classifier=None, out=None, num_clips=1000, device=None, seed=0, min_confidence=None,

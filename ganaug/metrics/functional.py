@@ -1,17 +1,14 @@
-"""The metric math, as stateless functions on tensors (no models, no files).
+"""The metric math that torchmetrics does not have, as stateless functions on tensors (no models, no files).
 
 Shapes: ``probs`` ``(n, num_classes)`` rows summing to 1; ``features`` ``(n, dim)``;
-``wavs`` ``(n, time)`` float audio. Everything is computed in float64 on the CPU, where
-the sums are small and exactness matters more than speed, except the spectral features and
-pairwise distances, which run on the tensors' device.
+``wavs`` ``(n, time)`` float audio. The modified IS is computed in float64 on the CPU, where
+the sums are small and exactness matters more than speed; the spectral features and pairwise
+distances run on the tensors' device. IS, FID and KID are torchmetrics' (:mod:`ganaug.metrics.registry`).
 
 References:
-  - Inception Score: Salimans et al., 2016, "Improved Techniques for Training GANs":
-    ``IS = exp(E_x KL(p(y|x) || p(y)))``, reported as mean and std over ``splits`` chunks.
   - Modified IS: Gurumurthy et al., 2017, "DeLiGAN": ``mIS = exp(E_{x,x'} KL(p(y|x) || p(y|x')))``
     over all pairs of samples (as DiffWave reports it for SC09); it rewards confident
     predictions that also differ between samples.
-  - FID: Heusel et al., 2017; here on the reference classifier's embedding instead of Inception's.
   - |D|train and |D|self: Donahue et al., 2019, "Adversarial Audio Synthesis" (WaveGAN), Sec. 6:
     mean Euclidean distance from each clip to its nearest neighbour in the training data, and
     within its own set (a small |D|self flags mode collapse, a small |D|train memorisation).
@@ -22,13 +19,9 @@ References:
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-__all__ = [
-    "inception_score", "modified_inception_score", "frechet_distance", "feature_stats",
-    "frechet_distance_from_features", "nn_features", "nn_distance", "label_accuracy",
-]
+__all__ = ["modified_inception_score", "nn_features", "nn_distance", "label_accuracy"]
 
 
 def _check_probs(probs, name="probs") -> torch.Tensor:
@@ -38,26 +31,6 @@ def _check_probs(probs, name="probs") -> torch.Tensor:
     if (probs < -1e-9).any() or not torch.allclose(probs.sum(1), torch.ones(probs.shape[0], dtype=torch.float64), atol=1e-4):
         raise ValueError(f"{name}: rows must be probabilities summing to 1 (apply softmax to logits first)")
     return probs.clamp_min(0)
-
-
-def _kl_to_marginal(probs: torch.Tensor) -> torch.Tensor:
-    """``KL(p(y|x_i) || p(y))`` per row; ``0 log 0 = 0``."""
-    marginal = probs.mean(0, keepdim=True)
-    return (torch.special.xlogy(probs, probs) - torch.special.xlogy(probs, marginal)).sum(1)
-
-
-def inception_score(probs, splits: int = 10) -> tuple[float, float]:
-    """``(mean, std)`` of the Inception Score over ``splits`` equal chunks of the rows.
-
-    ``splits`` is lowered to the number of rows when there are fewer. Ranges from 1 (every
-    clip gets the same prediction) to ``num_classes`` (confident, classes used uniformly).
-    """
-    probs = _check_probs(probs)
-    if splits < 1:
-        raise ValueError(f"splits={splits}: must be >= 1")
-    splits = min(int(splits), probs.shape[0])
-    scores = [float(torch.exp(_kl_to_marginal(chunk).mean())) for chunk in torch.tensor_split(probs, splits)]
-    return float(np.mean(scores)), float(np.std(scores))
 
 
 def modified_inception_score(probs, eps: float = 1e-12, max_rows: int = 2000) -> float:
@@ -71,40 +44,6 @@ def modified_inception_score(probs, eps: float = 1e-12, max_rows: int = 2000) ->
     cross = probs @ probs.clamp_min(eps).log().T                        # sum_y p_i log p_j
     kl = neg_entropy[:, None] - cross
     return float(torch.exp(kl.mean()))
-
-
-def feature_stats(features) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(dim,)`` and covariance ``(dim, dim)`` (unbiased) of ``features`` ``(n, dim)``."""
-    x = torch.as_tensor(features).detach().cpu().double().numpy()
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"features of shape {x.shape}: need (n, dim) with n >= 2 for a covariance")
-    return x.mean(0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1])
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """Fréchet distance of two Gaussians:
-    ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``.
-
-    The trace of the matrix square root is taken by eigenvalues: ``(S1 S2)^(1/2)`` has the
-    eigenvalues of the symmetric PSD ``S1^(1/2) S2 S1^(1/2)``, so only symmetric
-    eigendecompositions are needed (stable for the rank-deficient covariances of small sets,
-    where ``scipy.linalg.sqrtm`` returns complex noise).
-    """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"mismatched shapes: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}")
-    w1, v1 = np.linalg.eigh((sigma1 + sigma1.T) / 2)
-    root1 = (v1 * np.sqrt(w1.clip(min=0))) @ v1.T
-    middle = root1 @ sigma2 @ root1
-    tr_covmean = np.sqrt(np.linalg.eigvalsh((middle + middle.T) / 2).clip(min=0)).sum()
-    diff = mu1 - mu2
-    return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean, 0.0))
-
-
-def frechet_distance_from_features(features1, features2) -> float:
-    """FID between two sets of embeddings ``(n1, dim)`` and ``(n2, dim)``."""
-    return frechet_distance(*feature_stats(features1), *feature_stats(features2))
 
 
 _MEL_CACHE: dict = {}

@@ -8,7 +8,8 @@ A generator has ``family``, ``config()``, ``label_names``, ``sample_rate``, ``nu
 ``latent_dim``, ``forward(z, labels)`` -> what the critic sees, ``encode(wavs)`` -> real clips in
 that space, ``fit_data(wavs)`` (data statistics, set once before training, from an
 ``(N, num_samples)`` tensor or an iterable of batches) and
-``sample(n, labels, generator)`` -> waveforms. A critic has ``config()`` and
+``sample(n, labels, generator)`` -> waveforms (every family inherits ``sample`` and ``synthesize`` from
+:class:`ganaug.models.sampling.Sampling`, the one inference path, and supplies ``decode``). A critic has ``config()`` and
 ``forward(x, labels=None)`` -> ``(batch,)``. The training loop calls nothing else.
 
 The keyword classifier (``KWSClassifier``, a log-mel DS-CNN) lives here too: the KWS recipe

@@ -25,7 +25,8 @@ import functools
 import torch
 from torch import nn
 
-from ganaug.functional import phase_shuffle, projection_critic, resolve_labels, sample_latents
+from ganaug.functional import phase_shuffle, projection_critic
+from ganaug.models.sampling import Sampling
 from ganaug.spectral import SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
 
 __all__ = ["SpecGANGenerator", "SpecGANDiscriminator", "SpectrogramGenerator", "SpectrogramDiscriminator"]
@@ -54,11 +55,13 @@ def _maybe_sn(module: nn.Module, spectral_norm: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(module) if spectral_norm else module
 
 
-class SpectrogramGenerator(nn.Module):
+class SpectrogramGenerator(Sampling, nn.Module):
     """z (+ label embedding) -> dense -> ``(widths[0], *start)`` -> stride-2 transposed convs -> tanh,
-    giving ``(batch, 1, start[0] * 2^k, start[1] * 2^k)``. Subclasses define the representation."""
+    giving ``(batch, 1, start[0] * 2^k, start[1] * 2^k)``. Subclasses define the representation and
+    ``decode``; ``sample`` runs through :class:`ganaug.models.sampling.Sampling`."""
 
     family = "spectrogram"
+    sample_batch_size = 64
 
     def __init__(self, widths, start, kernel, latent_dim, label_names, embedding_dim, spectral_norm=False):
         super().__init__()
@@ -92,6 +95,8 @@ class SpectrogramGenerator(nn.Module):
             raise RuntimeError(f"{type(self).__name__}: call fit_data(training_wavs) before encode/sample "
                                f"(the representation needs the data statistics)")
 
+    check_ready = _check_fitted
+
     @staticmethod
     def _batches(wavs, batch_size=256):
         if isinstance(wavs, torch.Tensor):
@@ -101,38 +106,6 @@ class SpectrogramGenerator(nn.Module):
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    @torch.inference_mode()
-    def synthesize(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 64) -> torch.Tensor:
-        """Waveforms ``(batch, num_samples)`` float32 in [-1, 1] for given latents (and label indices):
-        ``forward`` then ``decode``, in eval mode (spectral norm must not advance its power iteration
-        while sampling mid-training). Row ``i`` depends only on ``z[i]`` and ``labels[i]``."""
-        self._check_fitted()
-        out = torch.empty(z.shape[0], self.num_samples, device=z.device)
-        was_training = self.training
-        self.eval()
-        try:
-            for start in range(0, z.shape[0], batch_size):
-                stop = min(z.shape[0], start + batch_size)
-                chunk = None if labels is None else labels[start:stop]
-                out[start:stop] = self.decode(self(z[start:stop], chunk).float())
-        finally:
-            self.train(was_training)
-        return out.clamp_(-1, 1)
-
-    @torch.inference_mode()
-    def sample(self, n: int, labels=None, generator: torch.Generator | None = None,
-               batch_size: int = 64) -> torch.Tensor:
-        """``n`` clips ``(n, num_samples)``, float32 in [-1, 1], on the model's device.
-
-        ``labels``: names, indices, a single name, or ``None`` (uniform over ``label_names``
-        for a conditional model). A seeded ``generator`` makes the output repeatable.
-        """
-        self._check_fitted()
-        device = self.dense.weight.device
-        index = resolve_labels(labels, self.label_names, n, generator, device)
-        z = sample_latents(n, self.latent_dim, generator, device)
-        return self.synthesize(z, index, batch_size)
 
 
 class SpectrogramDiscriminator(nn.Module):

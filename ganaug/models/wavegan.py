@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganaug.functional import draw_shifts, phase_shuffle, projection_critic, resolve_labels, sample_latents
-from ganaug.models.fast import generate
+from ganaug.functional import draw_shifts, phase_shuffle, projection_critic
+from ganaug.models.sampling import Sampling
 
 __all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "SUPPORTED_LENGTHS"]
 
@@ -65,7 +65,7 @@ def _widths(model_dim: int, num_samples: int) -> list[int]:
     return [model_dim * top // 2**i for i in range(layers)] + [1]
 
 
-class WaveGANGenerator(nn.Module):
+class WaveGANGenerator(Sampling, nn.Module):
     """WaveGAN generator: ``forward(z, labels=None)`` -> ``(batch, num_samples)`` in [-1, 1].
 
     Args:
@@ -125,32 +125,10 @@ class WaveGANGenerator(nn.Module):
     def fit_data(self, wavs: torch.Tensor) -> None:
         """Set data statistics before training (families with normalised features); WaveGAN has none."""
 
-    @torch.inference_mode()
-    def sample(self, n: int, labels=None, generator: torch.Generator | None = None,
-               batch_size: int = 256, precision: str | None = None) -> torch.Tensor:
-        """``n`` clips ``(n, num_samples)``, float32 in [-1, 1], on the model's device.
-
-        ``labels``: names, indices, a single name, or ``None`` (uniform over ``label_names``
-        for a conditional model). A seeded ``generator`` makes the output repeatable.
-        ``precision``: ``None``/``"auto"`` (bf16 where the CPU or GPU runs it fast, within 1e-2
-        relative error of float32; see :mod:`ganaug.models.fast`), ``"bf16"`` or ``"float32"``.
-        """
-        device = next(self.parameters()).device
-        index = resolve_labels(labels, self.label_names, n, generator, device)
-        z = sample_latents(n, self.latent_dim, generator, device)
-        return self.synthesize(z, index, batch_size, precision)
-
-    @torch.inference_mode()
-    def synthesize(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch_size: int = 256,
-                   precision: str | None = None) -> torch.Tensor:
-        """Waveforms ``(len(z), num_samples)`` in [-1, 1] for given latents and label indices: the
-        call every family shares (SpecGAN/TiFGAN invert their spectrograms here). Takes the
-        fast path of :func:`ganaug.models.fast.generate` (``precision`` as in :meth:`sample`)."""
-        out = torch.empty(z.shape[0], self.num_samples, device=z.device)
-        for start in range(0, z.shape[0], batch_size):
-            stop = start + batch_size
-            out[start:stop] = generate(self, z[start:stop], None if labels is None else labels[start:stop], precision)
-        return out
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """G's output ``(batch, num_samples)`` as waveforms: for WaveGAN, itself (``sample`` runs through
+        :class:`ganaug.models.sampling.Sampling`)."""
+        return x
 
 
 class PhaseShuffle(nn.Module):

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ganaug.io import atomic_write
-from ganaug.metrics.evaluate import ROWS
+from ganaug.metrics.table import ROWS, format_value
 from ganaug.plot import spectrogram_png
 from ganaug.report.verdict import label_verdicts, verdicts
 
@@ -35,13 +35,6 @@ UNCONDITIONAL = "all"  # section name of an unconditional generator's clips
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name) or "label"
-
-
-def _write_wav(wav: torch.Tensor, path: Path, sample_rate: int) -> None:
-    import soundfile as sf
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, wav.clamp(-1, 1).numpy(), sample_rate, subtype="PCM_16")
 
 
 def find_metrics(ckpt: Path, out: Path) -> Path | None:
@@ -59,7 +52,7 @@ def find_ablation(ckpt: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def _real_clips(data, label, n, seed, sample_rate, num_samples) -> list[torch.Tensor]:
+def _real_clips(data, label, n, seed, sample_rate, num_samples) -> list[tuple[torch.Tensor, str]]:
     from ganaug.data import KeywordDataset
 
     dataset = KeywordDataset(data, labels=None if label is None else [label], sample_rate=sample_rate,
@@ -72,20 +65,15 @@ def _real_clips(data, label, n, seed, sample_rate, num_samples) -> list[torch.Te
     return [(dataset.load(keep[i]), dataset.clips[keep[i]].label_name) for i in order]
 
 
-def _metrics_html(metrics_path: Path) -> str:
+def _metrics_html(metrics_path: Path | None, ckpt: Path) -> str:
+    if metrics_path is None:
+        return (f"<p class=note>No metrics.json found: run <code>ganaug evaluate {html.escape(str(ckpt))} --data DIR"
+                f"</code>, then build this page again.</p>")
     result = json.loads(metrics_path.read_text())
     gen, real = result.get("generated", {}), result.get("real", {})
-
-    def cell(values, key):
-        value = values.get(key)
-        if not isinstance(value, (int, float)):
-            return "-"
-        std = values.get(f"{key}_std")
-        return f"{value:.3f} ± {std:.3f}" if isinstance(std, (int, float)) else f"{value:.3f}"
-
     said = verdicts(result)
     rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td class=num>{cell(gen, key)}</td><td class=num>{cell(real, key)}</td>"
+        f"<tr><td>{html.escape(name)}</td><td class=num>{format_value(gen, key)}</td><td class=num>{format_value(real, key)}</td>"
         f"<td>{html.escape(reading)}</td><td class=verdict>{html.escape(said.get(key, '-'))}</td></tr>"
         for key, name, reading in ROWS if key in gen or key in real)
     clf = result.get("classifier", {})
@@ -119,10 +107,83 @@ def _ablation_table_html(plot: Path) -> str:
     return html_table(summary, order) + (f"<p class=note>Generators used:</p><ul class=note>{arms}</ul>" if arms else "")
 
 
-def _figure(img: str, audio: str, caption: str) -> str:
-    return (f'<figure><img src="{html.escape(img)}" alt="spectrogram: {html.escape(caption)}">'
-            f'<audio controls preload="metadata" src="{html.escape(audio)}"></audio>'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+def _check_args(per_label, data, metrics, ablation) -> None:
+    if not isinstance(per_label, int) or per_label < 1:
+        raise ValueError(f"--per-label {per_label!r}: give a positive number of clips per label")
+    if data is not None and not Path(data).is_dir():
+        raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder, or leave it out")
+    for name, path in (("metrics", metrics), ("ablation", ablation)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"--{name} {path}: no such file")
+
+
+def _cards(out: Path, slug: str, kind: str, clips, sample_rate: int) -> str:
+    """Each ``(wav, label)`` of ``clips`` as ``audio/<slug>/<kind>_<j>.wav`` + its spectrogram: the figures."""
+    import soundfile as sf
+
+    cards = []
+    for j, (wav, label) in enumerate(clips):
+        audio, img, caption = f"audio/{slug}/{kind}_{j}.wav", f"img/{slug}/{kind}_{j}.png", f"{kind} {label} #{j}"
+        (out / audio).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(out / audio, wav.clamp(-1, 1).numpy(), sample_rate, subtype="PCM_16")
+        spectrogram_png(wav, out / img, sample_rate, caption)
+        cards.append(f'<figure><img src="{html.escape(img)}" alt="spectrogram: {html.escape(caption)}">'
+                     f'<audio controls preload="metadata" src="{html.escape(audio)}"></audio>'
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return "".join(cards)
+
+
+def _sections_html(source, sections, out: Path, data, per_label: int, seed: int, progress: bool) -> str:
+    """Per label: ``per_label`` generated clips (and as many real TRAIN clips of ``data``), written under ``out``."""
+    from ganaug.augment.source import synthesize
+
+    for sub in ("audio", "img"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    rate = source.sample_rate
+    wavs, names, _ = synthesize(source, [label for label in sections for _ in range(per_label)], seed=seed,
+                                device="cpu")
+    body = []
+    for si, label in enumerate(tqdm(sections, desc="report", unit="label", disable=not progress)):
+        title = UNCONDITIONAL if label is None else label
+        slug = _slug(title)
+        generated = [(wavs[i], title) for i in range(wavs.shape[0]) if names[i] == label]
+        body.append(f'<section id="{slug}"><h2>{html.escape(title)}</h2><h3>generated</h3>'
+                    f'<div class=row>{_cards(out, slug, "generated", generated, rate)}</div>')
+        if data is not None:
+            real = _real_clips(data, label, per_label, seed + si, rate, source.num_samples)
+            body.append(f"<h3>real (training data)</h3><div class=row>{_cards(out, slug, 'real', real, rate)}</div>")
+        body.append("</section>")
+    return "".join(body)
+
+
+def _ablation_html(ablation: Path | None, out: Path) -> str:
+    if ablation is None:
+        return "<p class=note>No ablation plot found (pass --ablation PNG).</p>"
+    shutil.copyfile(ablation, out / "ablation.png")
+    return ('<div class=ablation><img src="ablation.png" alt="ablation plot"></div>' + _ablation_table_html(ablation)
+            + f"<p class=note>From {html.escape(str(ablation))}.</p>")
+
+
+def _page(ckpt: Path, source, sections, seed: int, metrics_block: str, body: str, ablation_block: str) -> str:
+    cfg = next(iter(source.configs.values()))
+    labels = ", ".join(source.label_names) if source.label_names else "none (unconditional)"
+    step = f"training step {cfg['step']} · " if "step" in cfg else ""
+    meta = (f"{source.kind.replace('_', '-')} generator · labels: {html.escape(labels)} · {source.sample_rate} Hz · "
+            f"{source.num_samples} samples · {step}checkpoint {html.escape(str(ckpt.resolve()))} · seed {seed} · "
+            f"built {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
+    nav = " ".join(f'<a href="#{_slug(t)}">{html.escape(t)}</a>' for t in (s or UNCONDITIONAL for s in sections))
+    css = resources.files("ganaug.report").joinpath("style.css").read_text()
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ganaug report: {html.escape(ckpt.name)}</title>
+<style>{css}</style></head><body>
+<h1>ganaug report: {html.escape(ckpt.name)}</h1>
+<p class=meta>{meta}</p>
+<nav>{nav} <a href="#metrics">metrics</a> <a href="#ablation">ablation</a></nav>
+<h2 id="metrics">Metrics</h2>{metrics_block}
+{body}
+<h2 id="ablation">Ablation</h2>{ablation_block}
+</body></html>
+"""
 
 
 def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metrics=None, ablation=None,
@@ -137,79 +198,17 @@ def build_report(ckpt, out, data=None, per_label: int = 4, seed: int = 0, metric
         metrics: a ``metrics.json`` of ``ganaug evaluate``; default: found by :func:`find_metrics`.
         ablation: an ablation PNG; default: found by :func:`find_ablation`.
     """
-    ckpt, out = Path(ckpt), Path(out)
-    if not isinstance(per_label, int) or per_label < 1:
-        raise ValueError(f"--per-label {per_label!r}: give a positive number of clips per label")
-    if data is not None and not Path(data).is_dir():
-        raise FileNotFoundError(f"--data {data}: no such folder; give a Speech Commands- or FSDD-layout folder, or leave it out")
-    for name, path in (("metrics", metrics), ("ablation", ablation)):
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"--{name} {path}: no such file")
-    from ganaug.augment.source import GeneratorSource, synthesize
+    from ganaug.augment.source import GeneratorSource
 
+    ckpt, out = Path(ckpt), Path(out)
+    _check_args(per_label, data, metrics, ablation)
     source = GeneratorSource(ckpt, unconditional=True)
-    sample_rate, num_samples = source.sample_rate, source.num_samples
     sections = list(source.label_names) if source.kind != "unconditional" else [None]
     out.mkdir(parents=True, exist_ok=True)
-    for sub in ("audio", "img"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-
-    wavs, names, _ = synthesize(source, [label for label in sections for _ in range(per_label)], seed=seed,
-                                device="cpu")
-    body = []
-    for si, label in enumerate(tqdm(sections, desc="report", unit="label", disable=not progress)):
-        title = UNCONDITIONAL if label is None else label
-        slug = _slug(title)
-        rows = [i for i in range(wavs.shape[0]) if names[i] == label]
-        cards = []
-        for j, i in enumerate(rows):
-            audio, img = f"audio/{slug}/generated_{j}.wav", f"img/{slug}/generated_{j}.png"
-            _write_wav(wavs[i], out / audio, sample_rate)
-            spectrogram_png(wavs[i], out / img, sample_rate, f"generated {title} #{j}")
-            cards.append(_figure(img, audio, f"generated {title} #{j}"))
-        section = [f'<section id="{slug}"><h2>{html.escape(title)}</h2><h3>generated</h3><div class=row>{"".join(cards)}</div>']
-        if data is not None:
-            cards = []
-            for j, (wav, real_label) in enumerate(_real_clips(data, label, per_label, seed + si, sample_rate, num_samples)):
-                audio, img = f"audio/{slug}/real_{j}.wav", f"img/{slug}/real_{j}.png"
-                _write_wav(wav, out / audio, sample_rate)
-                spectrogram_png(wav, out / img, sample_rate, f"real {real_label} #{j}")
-                cards.append(_figure(img, audio, f"real {real_label} #{j}"))
-            section.append(f"<h3>real (training data)</h3><div class=row>{''.join(cards)}</div>")
-        body.append("".join(section) + "</section>")
-
-    metrics = Path(metrics) if metrics is not None else find_metrics(ckpt, out)
-    metrics_block = (_metrics_html(metrics) if metrics is not None else
-                     f"<p class=note>No metrics.json found: run <code>ganaug evaluate {html.escape(str(ckpt))} --data DIR</code>, "
-                     f"then build this page again.</p>")
-    ablation = Path(ablation) if ablation is not None else find_ablation(ckpt)
-    ablation_block = "<p class=note>No ablation plot found (pass --ablation PNG).</p>"
-    if ablation is not None:
-        shutil.copyfile(ablation, out / "ablation.png")
-        ablation_block = '<div class=ablation><img src="ablation.png" alt="ablation plot"></div>'
-        ablation_block += _ablation_table_html(ablation)
-        ablation_block += f"<p class=note>From {html.escape(str(ablation))}.</p>"
-
-    cfg = next(iter(source.configs.values()))
-    labels = source.label_names
-    meta = (f"{source.kind.replace('_', '-')} generator · labels: {html.escape(', '.join(labels) if labels else 'none (unconditional)')} · "
-            f"{sample_rate} Hz · {num_samples} samples · {'training step ' + str(cfg['step']) + ' · ' if 'step' in cfg else ''}"
-            f"checkpoint {html.escape(str(ckpt.resolve()))} · seed {seed} · "
-            f"built {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
-    nav = " ".join(f'<a href="#{_slug(UNCONDITIONAL if s is None else s)}">{html.escape(UNCONDITIONAL if s is None else s)}</a>'
-                   for s in sections)
-    css = resources.files("ganaug.report").joinpath("style.css").read_text()
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ganaug report: {html.escape(ckpt.name)}</title>
-<style>{css}</style></head><body>
-<h1>ganaug report: {html.escape(ckpt.name)}</h1>
-<p class=meta>{meta}</p>
-<nav>{nav} <a href="#metrics">metrics</a> <a href="#ablation">ablation</a></nav>
-<h2 id="metrics">Metrics</h2>{metrics_block}
-{''.join(body)}
-<h2 id="ablation">Ablation</h2>{ablation_block}
-</body></html>
-"""
+    body = _sections_html(source, sections, out, data, per_label, seed, progress)
+    metrics_block = _metrics_html(Path(metrics) if metrics is not None else find_metrics(ckpt, out), ckpt)
+    ablation_block = _ablation_html(Path(ablation) if ablation is not None else find_ablation(ckpt), out)
+    page = _page(ckpt, source, sections, seed, metrics_block, body, ablation_block)
     index = out / "index.html"
     atomic_write(index, lambda tmp: Path(tmp).write_text(page))
     return index
