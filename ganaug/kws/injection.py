@@ -53,11 +53,11 @@ def _filter_dir(hp: dict) -> Path:
     generate --min_confidence`` and ``ganaug ablate`` train it; the kws layer cannot, it is trained by it)."""
     if str(hp["gan_filter_classifier"] or ""):
         return Path(str(hp["gan_filter_classifier"]))
+    from ganaug.augment.bank import make_source
     from ganaug.augment.filter import default_filter_dir
-    from ganaug.augment.source import GeneratorSource
     from ganaug.models.classifier import is_classifier
 
-    folder = default_filter_dir(GeneratorSource(str(hp["gan_ckpt"])).filter_config())
+    folder = default_filter_dir(make_source(str(hp["gan_ckpt"])).filter_config())
     if not is_classifier(folder):
         raise HparamsError(f"gan_ckpt={hp['gan_ckpt']}: its filter classifier {folder} does not exist yet; train it "
                            f"with `ganaug generate {hp['gan_ckpt']} --per-label 1 --out /tmp/probe --min_confidence 0.5` "
@@ -97,8 +97,8 @@ def make_injection(hp: dict, data) -> Injection:
     missing generator, unknown labels (unless ``gan_unknown_labels=keep``) or a filter soft labels may not use."""
     from ganaug.augment.checks import check_known
     from ganaug.augment.filter import LabelFilter
+    from ganaug.augment.bank import make_source
     from ganaug.augment.select import SelectedSource
-    from ganaug.augment.source import GeneratorSource
     from ganaug.integrations.speechbrain import GanAugment
 
     ckpt, names = str(hp.get("gan_ckpt") or ""), list(data.label_names)
@@ -116,9 +116,9 @@ def make_injection(hp: dict, data) -> Injection:
     try:
         if select == "top_k":
             label_filter = LabelFilter(folder, threshold or 1e-6, hp["device"])
-            source = SelectedSource(GeneratorSource(ckpt), label_filter, int(hp["gan_pool"]), int(hp["gan_top_k"]),
-                                    int(hp["seed"]), [n for n in keywords if n in GeneratorSource(ckpt).label_names],
-                                    hp["device"])
+            pool = make_source(ckpt)                         # a generator, or a bank written by `ganaug generate`
+            source = SelectedSource(pool, label_filter, int(hp["gan_pool"]), int(hp["gan_top_k"]), int(hp["seed"]),
+                                    [n for n in keywords if n in pool.label_names], hp["device"])
             summary = source.summary()
             report = {"select": "top_k", "synthetic": summary, "real_valid_acceptance": _real_acceptance(
                 label_filter, data, {n: s["min_confidence"] for n, s in summary.items()}, int(hp["sample_rate"]))}
