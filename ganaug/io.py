@@ -8,7 +8,9 @@ the folder removes the temps of writers that are no longer alive (a killed run l
 behind for long). Files are created with the permissions the umask allows (``0o666 & ~umask``),
 not ``mkstemp``'s 0600. Reading never unpickles; a damaged or foreign file is a
 ``CheckpointError`` that names it. A full disk or a read-only folder is a ``WriteError``
-naming the folder; ``lock(folder)`` keeps a second writer out of an output folder.
+naming the folder; ``lock(folder)`` (the ``filelock`` package's lock) keeps a second writer out of
+an output folder. A whole folder (a bank, a step's samples) is written as a ``temp_folder`` and put
+in place by ``replace_folder``: one exchange, so a reader never meets half of it.
 """
 
 from __future__ import annotations

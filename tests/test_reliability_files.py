@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +212,23 @@ def test_a_second_kws_run_on_a_folder_in_use_exits_2_naming_the_first(mini_sc, t
     finally:
         first.kill()
         first.wait()
+
+
+# -- 8: hf_map without indices ------------------------------------------------------------------------------
+def test_hf_map_without_indices_warns_when_a_batch_loses_rows(mini_sc, tmp_path):
+    import datasets
+    import soundfile as sf
+
+    files = sorted((mini_sc / "yes").glob("*.flac"))[:5]
+    ds = datasets.Dataset.from_dict({"audio": [{"array": sf.read(f, dtype="float32")[0], "sampling_rate": 16000}
+                                               for f in files], "label": ["yes"] * 5})
+    aug = GanAugment(save_generator(tmp_path / "g", WaveGANGenerator(model_dim=4, label_names=["yes", "no"])), p=0.5)
+    with pytest.warns(UserWarning, match=r"hf_map\(ratio=0.5\) without with_indices=True .*at batch_size=1 and "
+                                         r"ratio < 1, none\); pass with_indices=True"):   # was: 0 of 5 rows, silently
+        out = ds.map(aug.hf_map(ratio=0.5), batched=True, batch_size=1, remove_columns=ds.column_names)
+    assert sum(out["synthetic"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                    # the exact ratio: no warning
+        exact = ds.map(aug.hf_map(ratio=0.5), batched=True, batch_size=1, with_indices=True,
+                       remove_columns=ds.column_names, load_from_cache_file=False)
+    assert sum(exact["synthetic"]) == 2

@@ -343,6 +343,21 @@ def _open_source(ckpt, min_confidence, filter_classifier, max_attempts, device):
     return source, base, device
 
 
+def _source_meta(source, base, labels, empty, max_attempts) -> dict:
+    """What bank.json records of the source: rate, length, generator, and the filter's acceptance."""
+    from ganaug import __version__
+
+    meta = {"sample_rate": source.sample_rate, "num_samples": source.num_samples, "ganaug_version": __version__,
+            "ckpt_fingerprint": base.fingerprint(), "generator": base.filter_config()}
+    if isinstance(source, FilteredSource):
+        acceptance = source.acceptance()
+        meta.update(acceptance={label: round(acceptance.get(label, 0.0), 6) for label in labels},
+                    empty_labels=empty, min_confidence=source.filter.min_confidence, max_attempts=int(max_attempts),
+                    filter_classifier=str(source.filter.path or "KWSClassifier"),
+                    filter_fingerprint=source.filter.fingerprint())
+    return meta
+
+
 def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: int = 64, device=None,
                   seed: int = 0, labels=None, progress: bool = True, min_confidence=None, filter_classifier=None,
                   max_attempts: int = MAX_ATTEMPTS) -> SyntheticBank:
@@ -375,31 +390,19 @@ def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: i
     folder = temp_folder(out)
     try:
         rows, kept = _write_clips(source, folder, labels, per_label, int(batch_size), seed, device, format, progress)
-        acceptance = source.acceptance() if isinstance(source, FilteredSource) else None
         empty = [label for label in labels if not kept[label]]
         if not rows:
             raise ValueError(f"no clip of labels {empty} reached min_confidence={source.filter.min_confidence} in "
-                             f"{max_attempts} tries per clip (acceptance {acceptance}); nothing was written to {out}. "
-                             f"Lower --min_confidence, train the generator longer, or check --filter_classifier")
+                             f"{max_attempts} tries per clip (acceptance {source.acceptance()}); nothing was written "
+                             f"to {out}. Lower --min_confidence, train the generator longer, or check --filter_classifier")
         if empty:
             warnings.warn(f"labels {empty}: acceptance 0, no clip reached min_confidence={source.filter.min_confidence} "
                           f"in {max_attempts} tries per clip; the bank {out} holds no clip of them. Lower "
                           f"--min_confidence or train the generator longer to get them", UserWarning, stacklevel=2)
         present = [label for label in labels if kept[label]]
         _write_index(folder, rows, present, format, source.sample_rate)
-        from ganaug import __version__
-
-        meta = {
-            "format": format, "label_names": present, "sample_rate": source.sample_rate,
-            "num_samples": source.num_samples, "per_label": int(per_label), "seed": int(seed), "ckpt": str(ckpt),
-            "ckpt_fingerprint": base.fingerprint(), "generator": base.filter_config(), "ganaug_version": __version__,
-            "counts": kept,
-        }
-        if acceptance is not None:
-            meta.update(acceptance={label: round(acceptance.get(label, 0.0), 6) for label in labels},
-                        empty_labels=empty, min_confidence=source.filter.min_confidence,
-                        max_attempts=int(max_attempts), filter_classifier=str(source.filter.path or "KWSClassifier"),
-                        filter_fingerprint=source.filter.fingerprint())
+        meta = {"format": format, "label_names": present, "per_label": int(per_label), "seed": int(seed),
+                "ckpt": str(ckpt), "counts": kept, **_source_meta(source, base, labels, empty, max_attempts)}
         atomic_write_json(folder / BANK_FILE, meta)
         replace_folder(folder, out)
     except BaseException as err:
