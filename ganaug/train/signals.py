@@ -14,7 +14,9 @@ later, inherit the mask) and the loop asks :meth:`StopRequest.requested` between
 pending signal is taken there (``sigtimedwait`` with no wait). A thread that existed before and
 does not block them may still be chosen by the kernel; there Python's handler only records the
 number, which ``requested`` reads too. After the first signal the previous handlers and the mask
-come back, so a second one gets the default behaviour (a user who insists).
+come back, so a second one gets the default behaviour (a user who insists). A process started while
+the run trains inherits the mask (POSIX); the only ones a run may start, torch.compile's workers,
+are shut down by a message and kill themselves when their parent dies.
 """
 
 from __future__ import annotations
