@@ -131,14 +131,15 @@ def prepare_audio(
     """Turn samples already in memory into what :func:`load_audio` returns.
 
     ``data`` is ``(time,)``, ``(time, channels)`` or ``(channels, time)`` (see :func:`to_mono`;
-    numpy or torch, any float or int dtype; integers are scaled to [-1, 1], floats beyond it are
-    clipped). ``name`` appears in error messages.
+    numpy or torch, any float or int dtype; integers are scaled to [-1, 1] (unsigned ones around
+    their midpoint, as 8-bit WAV stores them), floats beyond it are clipped). ``name`` appears in error messages.
     """
     if offset not in OFFSETS:
         raise ValueError(f"offset={offset!r}: choose one of {OFFSETS}")
     arr = data.detach().cpu().numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
-    if arr.dtype.kind in "iu":
-        arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
+    if arr.dtype.kind in "iu":   # PCM: signed around 0, unsigned (8-bit WAV) around its midpoint 2**(bits-1)
+        half = float(np.iinfo(arr.dtype).max // 2 + 1) if arr.dtype.kind == "u" else float(np.iinfo(arr.dtype).max + 1)
+        arr = (arr.astype(np.float64) - (half if arr.dtype.kind == "u" else 0.0)) / half
     elif arr.dtype.kind != "f":
         raise AudioError(f"{name}: samples of dtype {arr.dtype} are not audio; pass float or int PCM")
     arr = to_mono(arr.astype(np.float32, copy=False), name)

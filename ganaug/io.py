@@ -8,14 +8,15 @@ the folder removes the temps of writers that are no longer alive (a killed run l
 behind for long). Files are created with the permissions the umask allows (``0o666 & ~umask``),
 not ``mkstemp``'s 0600. Reading never unpickles; a damaged or foreign file is a
 ``CheckpointError`` that names it. A full disk or a read-only folder is a ``WriteError``
-naming the folder; ``lock(folder)`` keeps a second writer out of an output folder.
+naming the folder; ``lock(folder)`` (the ``filelock`` package's lock) keeps a second writer out of
+an output folder. A whole folder (a bank, a step's samples) is written as a ``temp_folder`` and put
+in place by ``replace_folder``: one exchange, so a reader never meets half of it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -31,8 +32,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 __all__ = ["CheckpointError", "WriteError", "FolderLocked", "cache_dir", "fsync_file", "fsync_dir", "atomic_write",
-           "atomic_write_json", "atomic_save_tensors", "load_tensors", "file_sha256", "read_versioned_json",
-           "check_tensors", "lock", "LOCK_FILE", "umask", "apply_umask", "pid_alive", "remove_stale", "temp_pattern",
+           "atomic_write_json", "save_tensors", "atomic_save_tensors", "load_tensors", "file_sha256", "read_versioned_json",
+           "check_tensors", "lock", "LOCK_FILE", "temp_folder", "replace_folder", "umask", "apply_umask", "pid_alive",
+           "remove_stale", "temp_pattern",
            "write_error"]
 
 LOCK_FILE = ".ganaug.lock"
@@ -210,35 +212,108 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write(path, write)
 
 
+# -- whole folders -------------------------------------------------------------------------------------
+def temp_folder(target: str | Path) -> Path:
+    """A new empty folder beside ``target``, named as ``atomic_write`` names temps (``.<name>.<pid>.<random>.tmp``,
+    removed by the next writer once this process is dead), with the umask's permissions."""
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep(target.parent)
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+    except OSError as err:
+        raise write_error(err, target.parent) from err
+    apply_umask(folder, 0o777)
+    return folder
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system cannot."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def replace_folder(new: str | Path, target: str | Path) -> None:
+    """Put the complete folder ``new`` (a :func:`temp_folder` of ``target``) in ``target``'s place.
+
+    A reader sees the old folder or the new one, never a mix: an existing ``target`` is exchanged
+    with ``new`` in one rename (Linux), then removed; where the system cannot exchange, it is
+    renamed aside first (a moment without ``target``). Its files all go, so nothing of the old
+    contents outlives the swap.
+    """
+    new, target = Path(new), Path(target)
+    for path in new.rglob("*"):
+        if path.is_file():
+            fsync_file(path)
+    if not target.exists():
+        os.rename(new, target)
+    elif _exchange(new, target):
+        shutil.rmtree(new)                       # the old contents, now under the temp name
+    else:
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+        os.rename(target, aside / "old")
+        os.rename(new, target)
+        shutil.rmtree(aside)
+    fsync_dir(target.parent)
+
+
 # -- locks -------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def lock(folder: str | Path, fix: str = "wait for it to finish or choose another --output_folder", wait: bool = False):
-    """Hold an exclusive lock on ``folder`` (``flock`` on ``<folder>/.ganaug.lock``) while the block runs.
+    """Hold an exclusive lock on ``folder`` (``<folder>/.ganaug.lock``, the ``filelock`` package's
+    ``flock``) while the block runs.
 
-    The lock dies with the process (a crash or SIGKILL releases it); the file stays. A folder
-    held by another process raises ``FolderLocked`` naming the folder and the holder (pid and
-    command), or with ``wait=True`` is waited for; a folder that cannot be written raises
-    ``WriteError`` (read-only).
+    The lock dies with the process (a crash or SIGKILL releases it); the file stays, holding the
+    holder's pid and command. A folder held by another process (or by another ``lock`` of this
+    one) raises ``FolderLocked`` naming the folder and the holder, or with ``wait=True`` is waited
+    for; a folder that cannot be written raises ``WriteError`` (read-only).
     """
+    import filelock
+
     folder = Path(folder)
     path = folder / LOCK_FILE
+    held = filelock.FileLock(str(path))
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        held.acquire(blocking=wait, poll_interval=0.2)
+    except filelock.Timeout:
+        raise FolderLocked(errno.EBUSY, f"{folder} is in use by {_holder(path)}: {fix}") from None
     except OSError as err:
         raise write_error(err, folder) from err
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise FolderLocked(errno.EBUSY, f"{folder} is in use by {holder}: {fix}") from None
-        command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({command[:300]}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        _write_holder(path)
         yield path
     finally:
-        os.close(fd)   # releases the flock
+        held.release()
+
+
+def _write_holder(path: Path) -> None:
+    """Name this process in the lock file (through a second descriptor: closing it keeps the ``flock``)."""
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "python"
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({command[:300]}) since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    finally:
+        os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 # -- safetensors and versioned JSON ------------------------------------------------------------------
@@ -248,10 +323,23 @@ def _clean_key(key: str) -> str:
     return key[len("module."):] if key.startswith("module.") else key
 
 
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata=None) -> None:
+    """``safetensors.torch.save_file`` of contiguous CPU copies, not atomic (the train state's temp
+    folder calls it). A failed write (safetensors reports a full disk as ``SafetensorError``) is an
+    ``OSError`` with its errno, so ``write_error`` makes it one line."""
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    try:
+        save_file(clean, str(path), metadata=metadata)
+    except SafetensorError as err:
+        code = re.search(r"\(os error (\d+)\)|code: (\d+)", str(err))   # "No space left on device (os error 28)"
+        raise OSError(int(code[1] or code[2]) if code else errno.EIO, f"{path}: {err}") from err
+
+
 def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata=None) -> None:
-    """safetensors file of contiguous CPU copies (no ``_orig_mod.`` prefixes from torch.compile)."""
-    clean = {_clean_key(k): v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+    """:func:`save_tensors` through :func:`atomic_write`, without wrapper prefixes (``_orig_mod.`` of
+    torch.compile); a full disk is a ``WriteError`` naming the folder."""
+    clean = {_clean_key(k): v for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_tensors(tmp, clean, metadata))
 
 
 def load_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:

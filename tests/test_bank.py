@@ -194,3 +194,56 @@ def test_generate_user_errors_are_one_line(cond, tmp_path, capsys):
     assert generate_main(str(cond), 0, str(tmp_path / "d"), progress=False) == 2      # the library's own check
     assert "per_label=0" in capsys.readouterr().err
     assert not any((tmp_path / n).exists() for n in "abcd")
+
+
+# -- issue 25, item 6: a bank is written into a new folder and swapped in whole --------------------------
+def test_a_bank_regenerated_while_a_reader_decodes_is_never_mixed(tmp_path, monkeypatch):
+    from augment_helpers import tiny_generator
+
+    import ganaug.augment.bank as bank_module
+    from ganaug.checkpoint import save_generator
+
+    first = conditional_ckpt(tmp_path / "a")
+    second = save_generator(tmp_path / "b", tiny_generator(["yes", "no"], seed=7), step=0)
+    out = tmp_path / "bank"
+    generate_bank(first, out, per_label=8, progress=False)
+    reader = SyntheticBank(out)                                   # opened on the first bank's index
+    decode, calls = bank_module.load_audio, []
+
+    def decode_while_regenerated(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 4:                                       # halfway through "yes": 5 other clips replace 8
+            generate_bank(second, out, per_label=5, progress=False)
+        return decode(path, *args, **kwargs)
+
+    monkeypatch.setattr(bank_module, "load_audio", decode_while_regenerated)
+    served = reader.clips("yes")
+    expected = GeneratorSource(second).generate(["yes"] * 5, [mix_seed(0, "yes", i) for i in range(5)])
+    assert served.shape == (5, 16384) and (served - expected).abs().max() < 2e-4   # was: 4 old + 4 new clips
+    assert sorted(p.name for p in (out / "yes").iterdir()) == [f"yes_{i:06d}.flac" for i in range(5)]  # no old extras
+    assert [p.name for p in (out / ".tensors").iterdir()] == [reader.content_key()]    # nothing under the old key
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []        # no temp folder left
+
+
+def test_generate_refuses_an_out_inside_a_checkpoint_or_a_folder_that_is_not_a_bank(cond, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    before = sorted(p.name for p in cond.iterdir())
+    for out, needle in ((cond, f"--out {cond}: inside the checkpoint {cond}"),   # was: a bank written into it
+                        (cond / "bank", f"inside the checkpoint {cond}"), (mine, "is not a bank")):
+        assert run_generate([str(cond), "--per-label", "1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("ganaug generate: error:") and needle in err, err
+    assert sorted(p.name for p in cond.iterdir()) == before and (mine / "notes.txt").read_text() == "mine"
+
+
+def test_the_temp_folder_of_a_killed_generate_is_removed_by_the_next(cond, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".bank.{int(dead.stdout)}.abcd1234.tmp"
+    (stale / "yes").mkdir(parents=True)
+    generate_bank(cond, tmp_path / "bank", per_label=1, progress=False)
+    assert not stale.exists() and SyntheticBank(tmp_path / "bank").counts() == {"yes": 1, "no": 1}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ganaug.io import (FolderLocked, WriteError, atomic_write, atomic_write_json, lock, remove_stale, temp_pattern,
-                       umask)
+from ganaug.io import (FolderLocked, WriteError, atomic_save_tensors, atomic_write, atomic_write_json, lock,
+                       remove_stale, replace_folder, temp_folder, temp_pattern, umask)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -150,6 +150,81 @@ def test_lock_with_wait_blocks_until_the_holder_is_gone(tmp_path):
     with lock(folder, wait=True) as path:                 # no FolderLocked: it waits for the holder to die
         assert f"pid {os.getpid()}" in path.read_text()
         assert holder.wait(timeout=60) == -signal.SIGKILL     # the lock came free only when the kill did it
+
+
+FILELOCK_HOLDER = """
+    import sys, time, filelock
+    with filelock.FileLock(sys.argv[1] + "/.ganaug.lock"):
+        print("ready", flush=True)
+        time.sleep(600)
+"""
+
+
+def test_lock_is_the_filelock_packages_lock_both_ways(tmp_path):
+    import filelock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    holder = spawn(FILELOCK_HOLDER, folder)                # the maintained package's lock on the same file
+    try:
+        wait_ready(holder)
+        with pytest.raises(FolderLocked, match=f"{folder} is in use by"):
+            with lock(folder):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with lock(folder) as path:
+        with pytest.raises(filelock.Timeout):
+            filelock.FileLock(str(path)).acquire(blocking=False)
+
+
+# -- whole folders swapped in ---------------------------------------------------------------------------------
+def test_replace_folder_swaps_a_whole_folder_with_no_moment_without_it(tmp_path):
+    target = tmp_path / "bank"
+    seen_missing, done = [], threading.Event()
+
+    def swap_many():
+        for generation in range(40):
+            new = temp_folder(target)
+            (new / "marker").write_text(str(generation))
+            (new / f"only_in_{generation}").write_text("x")
+            replace_folder(new, target)
+        done.set()
+
+    writer = threading.Thread(target=swap_many)
+    writer.start()
+    while not done.is_set():
+        if not (target / "marker").is_file() and (target.parent / ".started").exists():
+            seen_missing.append(True)
+        if target.is_dir():
+            (target.parent / ".started").touch()
+    writer.join()
+    assert not seen_missing                                       # an exchange, not delete-then-rename
+    assert sorted(p.name for p in target.iterdir()) == ["marker", "only_in_39"]   # nothing of the old ones
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".started", "bank"]     # no temp left
+    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask()               # not mkdtemp's 0700
+
+
+def test_a_full_disk_under_safetensors_is_a_write_error_and_no_temp(tmp_path, monkeypatch):
+    import torch
+
+    folder = tmp_path / "small_fs"
+    mounted = mount_tmpfs(folder, "1m")
+    try:
+        if not mounted:   # safetensors reports ENOSPC as a SafetensorError, as it does on a full disk
+            from safetensors import SafetensorError
+
+            def full(tensors, path, metadata=None):
+                raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+            monkeypatch.setattr("ganaug.io.save_file", full)
+        with pytest.raises(WriteError) as caught:                 # was: a SafetensorError traceback
+            atomic_save_tensors(folder / "generator.safetensors", {"w": torch.zeros(1 << 20)})
+        assert str(caught.value) == f"no space left on {folder}: free space there"
+        assert list(folder.iterdir()) == []
+    finally:
+        if mounted:
+            umount(folder)
 
 
 # -- a real small file system: full, read-only -------------------------------------------------------------

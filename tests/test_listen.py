@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -249,8 +251,9 @@ def test_score_merges_listeners_last_answer_wins(fresh):
     table = (fresh / "score" / "results.md").read_text()
     assert table.startswith("| system |") and "| real |" in table
     assert json.loads((fresh / "score" / "results.json").read_text()) == json.loads(json.dumps(summary))
-    records, skipped = read_answers(sorted((fresh / "answers").glob("*.jsonl")))
-    assert len(records) == 2 * 22 + 1 and skipped == 1
+    records, problems = read_answers(sorted((fresh / "answers").glob("*.jsonl")), lambda record: record)
+    assert len(records) == 2 * 22 + 1 and problems == [f"{answer_path(fresh, 'bob')}:23: not valid JSON: "
+                                                       f"Unterminated string starting at: line 1 column 43 (char 42)"]
 
 
 def test_cli_listen_modes(fresh, capsys):
@@ -261,3 +264,87 @@ def test_cli_listen_modes(fresh, capsys):
     assert err.count("\n") == 1 and "no answer files" in err
     assert cli_main(["listen", "--serve", str(fresh / "nowhere")]) == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+# -- hostile answers (issue 25, item 7) ----------------------------------------------------------------
+def test_score_checks_every_line_names_the_bad_ones_and_skips_them(fresh):
+    from ganaug.listen.store import answer_path, append_answer
+
+    test = json.loads((fresh / "test.json").read_text())
+    first, block = test["items"][0]["id"], test["blocks"][0]
+    ok = {"listener": "ann", "kind": "clip", "id": first, "label": "yes", "quality": 4, "intelligibility": 2}
+    path = answer_path(fresh, "ann")
+    append_answer(path, ok)
+    append_answer(path, {"listener": "ann", "kind": "diversity", "block": block, "diversity": 3})
+    bad = [json.dumps({**ok, "quality": 13}),                       # was: a mean of 13.50 in [1.00, 5.00]
+           json.dumps({**ok, "intelligibility": None}),              # was: a TypeError traceback
+           json.dumps({**ok, "id": [first]}),                        # was: unhashable list
+           json.dumps({k: v for k, v in ok.items() if k != "label"}),  # was: KeyError 'label'
+           json.dumps(ok).replace('"quality": 4', '"quality": NaN'),
+           json.dumps({"listener": "ann", "kind": "diversity", "block": block, "diversity": 0}),
+           json.dumps({**ok, "id": "c0123456789"}),                  # a clip of another test
+           json.dumps({**ok, "listener": "ann\n"}), "[1, 2]"]
+    with open(path, "ab") as f:
+        f.write(("\n".join(bad) + "\n").encode() + b'{"listener": "ann", "label": "\xff"}\n')   # invalid UTF-8
+    with pytest.warns(UserWarning, match=f"10 answer line\\(s\\) skipped: {path}:3: quality=13: give a whole number"):
+        summary = score_test(fresh)
+    assert [p.split(": ")[0] for p in summary["skipped"]] == [f"{path}:{n}" for n in range(3, 13)]
+    for problem, word in zip(summary["skipped"], ("quality=13", "intelligibility=None", "id=['", "label=None",
+                                                  "NaN is not a number", "diversity=0", "not a clip of this test",
+                                                  "listener id 'ann\\n'", "not list", "not UTF-8")):
+        assert word in problem, (word, problem)
+    real = next(s for s in summary["systems"].values() if s["answers"])
+    assert real["quality"]["mean"] == 4 and real["intelligibility"]["mean"] == 2 and summary["answers"] == 1
+    assert sum(s["diversity"]["n"] for s in summary["systems"].values() if s["diversity"]) == 1
+    assert f"- {path}:3: quality=13" in (fresh / "score" / "results.md").read_text()
+
+
+def _post_raw(srv, body: bytes):
+    req = urllib.request.Request(f"http://127.0.0.1:{srv.server_address[1]}/api/answer", data=body)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_server_answers_hostile_bodies_with_400_and_one_log_line(server, fresh, capfd):
+    item = json.loads((fresh / "test.json").read_text())["items"][0]["id"]
+    ok = {"listener": "ann", "kind": "clip", "id": item, "label": "yes", "quality": 4, "intelligibility": 5}
+    cases = [(json.dumps({**ok, "listener": "ann\n"}).encode(), "listener id"),     # was: saved as ann\n
+             (json.dumps(ok).replace("}", ', "plays": NaN}').encode(), "NaN"),     # was: NaN in the file
+             (json.dumps(ok).replace("}", ', "elapsed_ms": -Infinity}').encode(), "Infinity"),
+             (b"[" * 8000 + b"]" * 8000, "nested too deeply"),                   # was: a dropped connection
+             (b'{"listener": "\xff"}', "utf-8")]
+    for body, word in cases:
+        status, reply = _post_raw(server, body)
+        assert status == 400 and word in reply["error"], (word, reply)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == len(cases) and err.count("ganaug listen: POST /api/answer: 400") == 5
+    assert _post_raw(server, json.dumps(ok).replace("}", ', "elapsed_ms": 1e999}').encode())[0] == 200   # inf: dropped
+    (line,) = (fresh / "answers" / "ann.jsonl").read_text().splitlines()
+    assert "elapsed_ms" not in json.loads(line) and "Infinity" not in line
+
+
+def test_server_answers_500_with_one_log_line_when_the_answers_folder_cannot_be_written(server, fresh, capfd):
+    from test_io import mount_tmpfs, umount
+
+    answers = fresh / "answers"
+    shutil.rmtree(answers, ignore_errors=True)
+    mounted = mount_tmpfs(answers, "1m")
+    try:
+        if mounted:
+            assert subprocess.run(["mount", "-o", "remount,ro", str(answers)]).returncode == 0
+        else:
+            answers.chmod(0o555)
+        item = json.loads((fresh / "test.json").read_text())["items"][0]["id"]
+        ok = {"listener": "ann", "kind": "clip", "id": item, "label": "yes", "quality": 4, "intelligibility": 5}
+        status, reply = _post(server, ok)                                 # was: a dropped connection, a traceback
+        assert status == 500 and reply["error"] == f"answer not saved: cannot write to {answers} (read-only)"
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and err.count("\n") == 1 and "500 answer not saved" in err
+        assert _get(server, "/api/state?listener=ann")[0] == 200             # the server serves on
+    finally:
+        if mounted:
+            umount(answers)
+        answers.chmod(0o755)

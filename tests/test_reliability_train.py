@@ -180,6 +180,97 @@ def test_resume_removes_the_temps_of_killed_writers(args, finished, tmp_path):
     assert read_config(ckpt)["step"] == 6
 
 
+# -- issue 25: a kill while samples are written; the stats row in progress ----------------------------------------
+DIE_IN_SAMPLES = ("import os, runpy, sys, soundfile, ganaug.train.logs as logs; calls = []; write = soundfile.write\n"
+                  "def die_on_the_second_clip_of_step_4(path, *a, **k):\n"
+                  "    calls.extend(['x'] if 'step_000000004' in str(path) else [])\n"
+                  "    os._exit(9) if len(calls) == 2 else write(path, *a, **k)\n"
+                  "logs.sf.write = die_on_the_second_clip_of_step_4\n"
+                  "sys.argv[0] = 'ganaug'; runpy.run_module('ganaug.cli', run_name='__main__')")
+
+
+def stats_rows(ckpt: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (ckpt / "logs" / "stats.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k not in ("steps_per_s", "train_seconds")} for row in rows]
+
+
+def test_a_kill_while_samples_are_written_is_repaired_on_resume_and_the_stats_rows_match(args, tmp_path):
+    run = [*args, "--log_interval_steps=3", "--samples_per_label=2"]   # rows at 3, 6, 8; checkpoints at 2, 4, 6, 8
+    straight = tmp_path / "straight"
+    assert cli(["train", "wavegan", *run, "--max_steps=8", f"--output_folder={straight}"]) == 0
+    out = tmp_path / "run"
+    killed = ganaug_train("-c", DIE_IN_SAMPLES, "wavegan", *run, "--max_steps=8", f"--output_folder={out}")
+    assert killed.returncode == 9, killed.stderr                 # died writing the samples of step 4
+    ckpt = out / "yes"
+    assert [s for s, _ in list_states(ckpt)] == [4, 2] and not (ckpt / "samples" / "step_000000004.png").exists()
+    assert cli(["train", "wavegan", *run, "--max_steps=8", f"--output_folder={out}"]) == 0
+    samples = ckpt / "samples"
+    for step in (2, 4, 6, 8):                                    # was: step 4's samples lost
+        names = sorted(p.name for p in (samples / f"step_{step:09d}").iterdir())
+        assert names == ["yes_0.flac", "yes_1.flac"] and (samples / f"step_{step:09d}.png").is_file()
+    assert sorted(p.name for p in samples.iterdir() if p.name.startswith(".")) == []   # the killed run's temp went
+    assert stats_rows(ckpt) == stats_rows(straight / "yes")      # was: row 6 averaged steps 5-6 only
+    final = "train_state/step_000000008/state.safetensors"
+    assert load_latest(ckpt)[0].keys() == load_latest(straight / "yes")[0].keys()
+    from safetensors.torch import load_file
+    a, b = load_file(str(ckpt / final)), load_file(str(straight / "yes" / final))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- issue 25: SIGINT/SIGTERM never land in the computation ---------------------------------------------------
+def test_stop_request_blocks_the_signals_in_the_training_thread_and_takes_them_between_steps():
+    import threading
+
+    from ganaug.train.signals import STOP_SIGNALS, StopRequest
+
+    mask, handlers, seen = signal.pthread_sigmask(signal.SIG_BLOCK, []), [signal.getsignal(s) for s in STOP_SIGNALS], {}
+    with StopRequest() as stop:
+        assert set(STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, [])   # was: a handler only
+        thread = threading.Thread(target=lambda: seen.update(mask=signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        thread.start()
+        thread.join()
+        assert set(STOP_SIGNALS) <= seen["mask"]       # threads started while training (tqdm, TensorBoard) too
+        assert stop.requested() == 0
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        assert signal.SIGTERM in signal.sigpending()   # not delivered: waiting for the loop to ask
+        assert stop.requested() == signal.SIGTERM and not set(STOP_SIGNALS) & signal.sigpending()
+        assert [signal.getsignal(s) for s in STOP_SIGNALS] == handlers   # the next one is not caught
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+
+
+STORM = """
+import sys, torch
+from ganaug.train.signals import StopRequest
+torch.set_num_threads(1)
+conv = torch.nn.Conv1d(8, 16, 25, stride=4, padding=11)
+with StopRequest() as stop:
+    print("ready", flush=True)
+    for _ in range(300):   # oneDNN's JIT convolutions: a signal delivered inside one corrupts the heap
+        conv(torch.randn(4, 8, 4096, requires_grad=True)).sum().backward()
+    print("computed", flush=True)
+    sys.stdin.readline()   # the storm is over: the loop asks
+    print("stopped by", stop.requested(), flush=True)
+"""
+
+
+def test_a_sigterm_storm_never_interrupts_the_computation():
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-c", STORM], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+    computed = threading.Event()
+    threading.Thread(target=lambda: proc.stdout.readline() == "computed\n" and computed.set(), daemon=True).start()
+    sent, deadline = 0, time.monotonic() + 300
+    while not computed.is_set() and proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGTERM)                # one every millisecond: was "corrupted size vs. prev_size"
+        sent += 1
+        time.sleep(0.001)
+    assert computed.is_set() and sent > 100, (proc.poll(), sent)
+    out, err = proc.communicate("\n", timeout=60)
+    assert proc.returncode == 0 and out == f"stopped by {int(signal.SIGTERM)}\n", (proc.returncode, err)
+
+
 # -- YAML keys; the caller's RNG ------------------------------------------------------------------------------------
 def test_an_unknown_yaml_key_is_an_error_naming_it(args, tmp_path, capsys):
     text = (REPO / "hparams" / "wavegan.yaml").read_text() + "lerning_rate: 0.01\n"

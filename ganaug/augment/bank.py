@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ganaug.audio import load_audio
 from ganaug.augment.source import MAX_ATTEMPTS, ClipSource, FilteredSource, GeneratorSource, mix_seed, with_filter
 from ganaug.checkpoint import is_checkpoint
-from ganaug.io import atomic_write, atomic_write_json
+from ganaug.io import atomic_write, atomic_write_json, replace_folder, temp_folder, write_error
 
 __all__ = ["SyntheticBank", "make_source", "generate_bank", "is_bank", "BANK_FILE", "MANIFEST_FILE", "FORMATS",
            "CACHE_DIR"]
@@ -68,6 +68,11 @@ class SyntheticBank:
             raise FileNotFoundError(f"bank={str(path)!r}: no such folder; create one with "
                                     f"`ganaug generate CKPT --per-label N --out {path}`")
         self.mmap = bool(mmap)
+        self._open()
+
+    def _open(self) -> None:
+        """Read the index; the bank is bound to the contents it read (``_key``)."""
+        self._key = self.content_key()
         meta = json.loads((self.path / BANK_FILE).read_text()) if (self.path / BANK_FILE).is_file() else {}
         if (self.path / MANIFEST_FILE).is_file():
             self.format, self._files = "csv", self._read_manifest()
@@ -125,15 +130,14 @@ class SyntheticBank:
     def counts(self) -> dict[str, int]:
         return {name: len(self._files.get(name, [])) for name in self.label_names}
 
-    def _index_files(self) -> list[Path]:
-        names = [BANK_FILE, MANIFEST_FILE] if self.format == "csv" else [BANK_FILE, "dataset_info.json", "state.json"]
-        return [self.path / n for n in names if (self.path / n).is_file()]
-
     def content_key(self) -> str:
         """Hash of the bank's index files: changes whenever ``ganaug generate`` rewrites the bank."""
         h = hashlib.sha1()
-        for f in self._index_files():
-            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        for name in (BANK_FILE, MANIFEST_FILE, "dataset_info.json", "state.json"):
+            try:
+                h.update(name.encode() + b"\0" + (self.path / name).read_bytes() + b"\0")
+            except FileNotFoundError:
+                continue
         return h.hexdigest()[:16]
 
     def fingerprint(self) -> str:
@@ -161,31 +165,49 @@ class SyntheticBank:
         return array
 
     def clips(self, label: str) -> torch.Tensor:
-        """All clips of ``label``, ``(n, num_samples)`` float32 (memory-mapped when ``mmap``)."""
-        if label not in self._files:
-            raise ValueError(f"label {label!r} is not in the bank {self.path}; it holds {self.label_names}")
+        """All clips of ``label``, ``(n, num_samples)`` float32 (memory-mapped when ``mmap``).
+
+        Decoded clips are kept (and cached in ``.tensors/<key>/``) only if the bank's index did not
+        change while they were read: a bank regenerated meanwhile is read again, never mixed."""
         tensor = self._tensors.get(label)
         if tensor is None:
+            tensor = self._tensors[label] = self._load(label)
+        return tensor
+
+    def _load(self, label: str) -> torch.Tensor:
+        for _ in range(3):
+            if self.content_key() != self._key:   # regenerated since it was opened: read the new index
+                self._open()
+            if label not in self._files:
+                raise ValueError(f"label {label!r} is not in the bank {self.path}; it holds {self.label_names}")
             cache = self._cache_folder() / f"{label}.npy"
-            if self.mmap and not cache.is_file():
-                def write(tmp):
+            if self.mmap and cache.is_file():
+                return torch.from_numpy(np.load(cache, mmap_mode="c"))
+            try:
+                array = self._decode(label)
+            except (OSError, ValueError):
+                if self.content_key() == self._key:
+                    raise
+                continue                          # files replaced under the decoder: read the new bank
+            if self.content_key() != self._key:
+                continue                          # a mix of two banks: thrown away
+            if self.mmap:
+                def write(tmp, array=array):
                     with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
-                        np.save(f, self._decode(label))
+                        np.save(f, array)
 
                 try:
                     atomic_write(cache, write)
+                    return torch.from_numpy(np.load(cache, mmap_mode="c"))
                 except OSError:
-                    pass  # read-only bank: fall back to RAM
-            if self.mmap and cache.is_file():
-                tensor = torch.from_numpy(np.load(cache, mmap_mode="c"))
-            else:
-                tensor = torch.from_numpy(self._decode(label))
-            self._tensors[label] = tensor
-        return tensor
+                    pass  # read-only bank: keep it in RAM
+            return torch.from_numpy(array)
+        raise ValueError(f"{self.path}: the bank was regenerated again and again while it was read; wait for "
+                         f"`ganaug generate` to finish, then read it")
 
     def _cache_folder(self) -> Path:
         root = self.path / CACHE_DIR
-        key = self.content_key()
+        key = self._key
         if root.is_dir():  # caches of earlier contents of this folder: never served, so removed
             for old in root.iterdir():
                 if old.name != key:
@@ -254,6 +276,95 @@ def _audio_bytes(clip: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+def _check_out(out: Path) -> None:
+    """``out`` is new, empty, or a bank (``bank.json``): regenerating replaces it whole; never a checkpoint's folder."""
+    for folder in (out, *out.absolute().parents):
+        if is_checkpoint(folder):
+            raise ValueError(f"--out {out}: inside the checkpoint {folder}; write the bank to a folder of its own")
+    if out.is_dir() and any(out.iterdir()) and not (out / BANK_FILE).is_file():
+        raise ValueError(f"--out {out}: exists and is not a bank written by `ganaug generate` (no {BANK_FILE}); "
+                         f"regenerating replaces the whole folder, so give a new or empty folder")
+
+
+def _write_clips(source, folder: Path, labels, per_label: int, batch_size: int, seed: int, device, format: str,
+                 progress: bool) -> tuple[list, dict]:
+    """Generate and write every clip into ``folder``: ``(rows, kept)``, rows ``(id, label, bytes or path, n)``."""
+    rate, ext = source.sample_rate, ("flac" if format == "hf" else format)
+    rows, kept = [], {label: 0 for label in labels}
+    bar = tqdm(total=per_label * len(labels), desc="generate", unit="clip", disable=not progress)
+    for label in labels:
+        for start in range(0, per_label, batch_size):
+            stop = min(per_label, start + batch_size)
+            seeds = [mix_seed(seed, label, i) for i in range(start, stop)]
+            clips, accepted = source.sample([label] * len(seeds), seeds, device)
+            for i, clip, ok in zip(range(start, stop), clips.cpu().numpy(), accepted.tolist()):
+                if not ok:
+                    continue
+                kept[label] += 1
+                uid = f"{label}_{i:06d}"
+                if format == "hf":
+                    rows.append((uid, label, _audio_bytes(clip, rate, ext), clip.shape[-1]))
+                else:   # a new folder: plain writes, fsynced before it is swapped in
+                    (folder / label).mkdir(exist_ok=True)
+                    sf.write(folder / label / f"{uid}.{ext}", clip, rate, format=ext.upper(), subtype="PCM_16")
+                    rows.append((uid, label, f"$data_root/{label}/{uid}.{ext}", clip.shape[-1]))
+            bar.update(len(seeds))
+    bar.close()
+    return rows, kept
+
+
+def _write_index(folder: Path, rows: list, present: list, format: str, rate: int) -> None:
+    if format == "hf":
+        import datasets
+
+        ds = datasets.Dataset.from_dict({
+            "id": [r[0] for r in rows],
+            "audio": [{"bytes": r[2], "path": f"{r[0]}.flac"} for r in rows],
+            "label": [present.index(r[1]) for r in rows],
+            "spk_id": [SPEAKER] * len(rows),
+        })
+        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
+        ds = ds.cast_column("label", datasets.ClassLabel(names=present))
+        ds.save_to_disk(str(folder))
+        return
+    with open(folder / MANIFEST_FILE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ID", "duration", "wav", "spk_id", "label"])
+        for uid, label, wav, n in rows:
+            w.writerow([uid, f"{n / rate:.4f}", wav, SPEAKER, label])
+
+
+def _open_source(ckpt, min_confidence, filter_classifier, max_attempts, device):
+    source = make_source(ckpt, min_confidence=min_confidence, filter_classifier=filter_classifier,
+                         max_attempts=max_attempts)
+    base = source.source if isinstance(source, FilteredSource) else source
+    if isinstance(base, SyntheticBank):
+        raise ValueError(f"ckpt={str(ckpt)!r} is already a bank; give a checkpoint directory")
+    base.load()                       # a damaged checkpoint is one line before anything is generated
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r}: not a torch device; use cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}: no CUDA GPU here; use --device cpu")
+    return source, base, device
+
+
+def _source_meta(source, base, labels, empty, max_attempts) -> dict:
+    """What bank.json records of the source: rate, length, generator, and the filter's acceptance."""
+    from ganaug import __version__
+
+    meta = {"sample_rate": source.sample_rate, "num_samples": source.num_samples, "ganaug_version": __version__,
+            "ckpt_fingerprint": base.fingerprint(), "generator": base.filter_config()}
+    if isinstance(source, FilteredSource):
+        acceptance = source.acceptance()
+        meta.update(acceptance={label: round(acceptance.get(label, 0.0), 6) for label in labels},
+                    empty_labels=empty, min_confidence=source.filter.min_confidence, max_attempts=int(max_attempts),
+                    filter_classifier=str(source.filter.path or "KWSClassifier"),
+                    filter_fingerprint=source.filter.fingerprint())
+    return meta
+
+
 def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: int = 64, device=None,
                   seed: int = 0, labels=None, progress: bool = True, min_confidence=None, filter_classifier=None,
                   max_attempts: int = MAX_ATTEMPTS) -> SyntheticBank:
@@ -261,6 +372,9 @@ def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: i
 
     Clip ``i`` of label ``y`` is a pure function of ``(seed, y, i)`` (and of the filter): the
     batch size and the device change speed, not content (up to float rounding across devices).
+    The bank is written into a new folder beside ``out`` and swapped in whole
+    (:func:`ganaug.io.replace_folder`): a reader sees the old bank or the new one, and nothing of
+    the old one is left. ``out`` must be new, empty or a bank; inside a checkpoint it is refused.
 
     With ``min_confidence`` (see :func:`~ganaug.augment.source.with_filter`), clip ``i`` is the
     first of up to ``max_attempts`` tries the filter accepts; a row with none is left out, so a
@@ -275,91 +389,32 @@ def generate_bank(ckpt, out, per_label: int, format: str = "flac", batch_size: i
         raise ValueError(f"per_label={per_label!r}: give a positive number of clips per label (e.g. --per-label 100)")
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be a positive number of clips")
-    source = make_source(ckpt, min_confidence=min_confidence, filter_classifier=filter_classifier,
-                         max_attempts=max_attempts)
-    base = source.source if isinstance(source, FilteredSource) else source
-    if isinstance(base, SyntheticBank):
-        raise ValueError(f"ckpt={str(ckpt)!r} is already a bank; give a checkpoint directory")
-    try:
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r}: not a torch device; use cpu, cuda or cuda:N") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r}: no CUDA GPU here; use --device cpu")
+    out = Path(out)
+    _check_out(out)
+    source, base, device = _open_source(ckpt, min_confidence, filter_classifier, max_attempts, device)
     labels = list(source.label_names if labels is None else labels)
     base.check_names(labels)
-    out = Path(out)
-    rate, ext = source.sample_rate, ("flac" if format == "hf" else format)
-    rows = []  # (id, label, clip bytes or path, num_samples)
-    kept = {label: 0 for label in labels}
-    bar = tqdm(total=per_label * len(labels), desc="generate", unit="clip", disable=not progress)
-    for label in labels:
-        for start in range(0, per_label, batch_size):
-            stop = min(per_label, start + batch_size)
-            seeds = [mix_seed(seed, label, i) for i in range(start, stop)]
-            clips, accepted = source.sample([label] * len(seeds), seeds, device)
-            for i, clip, ok in zip(range(start, stop), clips.cpu().numpy(), accepted.tolist()):
-                if not ok:
-                    continue
-                kept[label] += 1
-                uid = f"{label}_{i:06d}"
-                if format == "hf":
-                    rows.append((uid, label, _audio_bytes(clip, rate, ext), clip.shape[-1]))
-                else:
-                    path = out / label / f"{uid}.{ext}"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write(path, lambda tmp, c=clip: sf.write(tmp, c, rate, format=ext.upper(), subtype="PCM_16"))
-                    rows.append((uid, label, f"$data_root/{label}/{uid}.{ext}", clip.shape[-1]))
-            bar.update(len(seeds))
-    bar.close()
-    acceptance = source.acceptance() if isinstance(source, FilteredSource) else None
-    empty = [label for label in labels if not kept[label]]
-    if not rows:
-        raise ValueError(f"no clip of labels {empty} reached min_confidence={source.filter.min_confidence} in "
-                         f"{max_attempts} tries per clip (acceptance {acceptance}); nothing was written to {out}. "
-                         f"Lower --min_confidence, train the generator longer, or check --filter_classifier")
-    if empty:
-        warnings.warn(f"labels {empty}: acceptance 0, no clip reached min_confidence={source.filter.min_confidence} "
-                      f"in {max_attempts} tries per clip; the bank {out} holds no clip of them. Lower "
-                      f"--min_confidence or train the generator longer to get them", UserWarning, stacklevel=2)
-    present = [label for label in labels if kept[label]]
-    out.mkdir(parents=True, exist_ok=True)
-    # a bank of the other format regenerated into this folder: its index must not outlive it
-    # (SyntheticBank reads manifest.csv first, so a stale one would serve the old clips)
-    for stale in ((MANIFEST_FILE,) if format == "hf" else ("dataset_info.json", "state.json")):
-        (out / stale).unlink(missing_ok=True)
-    if format == "hf":
-        import datasets
-
-        ds = datasets.Dataset.from_dict({
-            "id": [r[0] for r in rows],
-            "audio": [{"bytes": r[2], "path": f"{r[0]}.{ext}"} for r in rows],
-            "label": [present.index(r[1]) for r in rows],
-            "spk_id": [SPEAKER] * len(rows),
-        })
-        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=rate))
-        ds = ds.cast_column("label", datasets.ClassLabel(names=present))
-        ds.save_to_disk(str(out))
-    else:
-        def write(tmp):
-            with open(tmp, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["ID", "duration", "wav", "spk_id", "label"])
-                for uid, label, wav, n in rows:
-                    w.writerow([uid, f"{n / rate:.4f}", wav, SPEAKER, label])
-
-        atomic_write(out / MANIFEST_FILE, write)
-    from ganaug import __version__
-
-    meta = {
-        "format": format, "label_names": present, "sample_rate": rate, "num_samples": source.num_samples,
-        "per_label": int(per_label), "seed": int(seed), "ckpt": str(ckpt), "ckpt_fingerprint": base.fingerprint(),
-        "generator": base.filter_config(), "ganaug_version": __version__, "counts": kept,
-    }
-    if acceptance is not None:
-        meta.update(acceptance={label: round(acceptance.get(label, 0.0), 6) for label in labels}, empty_labels=empty,
-                    min_confidence=source.filter.min_confidence, max_attempts=int(max_attempts),
-                    filter_classifier=str(source.filter.path or "KWSClassifier"),
-                    filter_fingerprint=source.filter.fingerprint())
-    atomic_write_json(out / BANK_FILE, meta)
+    folder = temp_folder(out)
+    try:
+        rows, kept = _write_clips(source, folder, labels, per_label, int(batch_size), seed, device, format, progress)
+        empty = [label for label in labels if not kept[label]]
+        if not rows:
+            raise ValueError(f"no clip of labels {empty} reached min_confidence={source.filter.min_confidence} in "
+                             f"{max_attempts} tries per clip (acceptance {source.acceptance()}); nothing was written "
+                             f"to {out}. Lower --min_confidence, train the generator longer, or check --filter_classifier")
+        if empty:
+            warnings.warn(f"labels {empty}: acceptance 0, no clip reached min_confidence={source.filter.min_confidence} "
+                          f"in {max_attempts} tries per clip; the bank {out} holds no clip of them. Lower "
+                          f"--min_confidence or train the generator longer to get them", UserWarning, stacklevel=2)
+        present = [label for label in labels if kept[label]]
+        _write_index(folder, rows, present, format, source.sample_rate)
+        meta = {"format": format, "label_names": present, "per_label": int(per_label), "seed": int(seed),
+                "ckpt": str(ckpt), "counts": kept, **_source_meta(source, base, labels, empty, max_attempts)}
+        atomic_write_json(folder / BANK_FILE, meta)
+        replace_folder(folder, out)
+    except BaseException as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise write_error(err, out.parent, creating=False) from err
+        raise
     return SyntheticBank(out)

@@ -41,6 +41,7 @@ import hashlib
 import io
 import os
 import sys
+import warnings
 
 import numpy as np
 import soundfile as sf
@@ -216,6 +217,11 @@ class HFMap(_Base):
         position = [int(i) for i in indices] if indices is not None else list(range(n_rows))
         rows = [r for r, j in enumerate(position) if known[r]
                 for _ in range(int(np.floor(self.ratio * (j + 1)) - np.floor(self.ratio * j)))]
+        if indices is None and np.floor(self.ratio * n_rows) < self.ratio * n_rows:
+            warnings.warn(f"hf_map(ratio={self.ratio}) without with_indices=True holds the ratio per batch as "
+                          f"floor(ratio * rows): batches whose ratio * rows is not whole get fewer synthetic rows (at "
+                          f"batch_size=1 and ratio < 1, none); pass with_indices=True to Dataset.map for the exact "
+                          f"ratio over the whole dataset", UserWarning, stacklevel=2)
         out = {k: list(v) for k, v in batch.items()}
         audio = out[self.audio_column] = self._audio(batch)
         if self.synthetic_column:

@@ -30,7 +30,7 @@ from ganaug.functional import sample_latents
 from ganaug.models.family import GeneratorFamily
 
 __all__ = ["ClipSource", "GeneratorSource", "FilteredSource", "with_filter", "synthesize", "fit_clips", "row_generator", "mix_seed",
-           "attempt_seed", "MAX_SEED", "MAX_ATTEMPTS"]
+           "attempt_seed", "check_clips", "MAX_SEED", "MAX_ATTEMPTS"]
 
 MAX_SEED = 2**62
 MAX_ATTEMPTS = 8     # clips tried per filtered row before the row is given up
@@ -100,6 +100,18 @@ def fit_clips(clips: torch.Tensor, orig_sample_rate: int, sample_rate: int, num_
     valid = min(clips.shape[-1], num_samples)
     offset = "center" if clips.shape[-1] > num_samples else "start"
     return fit_length(clips, num_samples, offset), valid
+
+
+def check_clips(clips: torch.Tensor, ckpt_dir: Path) -> torch.Tensor:
+    """``clips`` ``(n, time)`` unless they hold NaN/Inf, or all ``n > 1`` of them are one constant value
+    (a damaged generator: every clip -1.0): never served or written, a ``CheckpointError`` naming the checkpoint."""
+    if not torch.isfinite(clips).all():
+        raise CheckpointError(f"{ckpt_dir}: the generator made NaN or Inf samples; its {WEIGHTS_FILE} is damaged or "
+                              f"training diverged: use an earlier checkpoint or retrain")
+    if clips.shape[0] > 1 and clips.numel() and bool((clips == clips.reshape(-1)[0]).all()):
+        raise CheckpointError(f"{ckpt_dir}: every generated clip is the constant {clips.reshape(-1)[0].item():.3g}; its "
+                              f"{WEIGHTS_FILE} is damaged: restore it or use an earlier checkpoint")
+    return clips
 
 
 class GeneratorSource:
@@ -233,7 +245,7 @@ class GeneratorSource:
             z = torch.cat([sample_latents(1, model.latent_dim, row_generator(seeds[r])) for r in rows]).to(model_device)
             index = [self.entries[names[r]][1] for r in rows]
             labels = None if index[0] is None else torch.tensor(index, device=model_device)
-            clips = model.synthesize(z, labels)  # waveforms, whatever the family
+            clips = check_clips(model.synthesize(z, labels), Path(path_str))  # waveforms, whatever the family
             if out is None:
                 out = torch.empty(len(names), clips.shape[-1], device=model_device)
             out[torch.tensor(rows, device=model_device)] = clips

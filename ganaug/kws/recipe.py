@@ -232,7 +232,7 @@ def train_kws(hp: dict, output_folder: Path, progress: bool = True, desc: str = 
 
 def run_kws(hparams_file, overrides=None) -> dict:
     """Run the recipe; returns the results dict (also written to ``<output_folder>/results.json``)."""
-    from ganaug.io import atomic_write, atomic_write_json
+    from ganaug.io import atomic_write, atomic_write_json, lock
     from ganaug.models.classifier import save_classifier
 
     from ganaug.env import resolve_device
@@ -243,13 +243,13 @@ def run_kws(hparams_file, overrides=None) -> dict:
     if int(hp.get("num_threads") or 0) > 0:
         torch.set_num_threads(int(hp["num_threads"]))
     output_folder = Path(str(hp["output_folder"]))
-    output_folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
-    results, model = train_kws(hp, output_folder, progress=bool(hp["progress"]))
-    save_classifier(output_folder / "classifier", model, test_acc=results["test_acc"],
-                    data_fingerprint=results.get("train_fingerprint"), temperature=results["temperature"],
-                    train_speakers_sha1=results["train_speakers_sha1"])
-    atomic_write_json(output_folder / RESULTS_FILE, results)
+    with lock(output_folder):   # one run per folder: a second would test the first one's checkpoints in save/
+        atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
+        results, model = train_kws(hp, output_folder, progress=bool(hp["progress"]))
+        save_classifier(output_folder / "classifier", model, test_acc=results["test_acc"],
+                        data_fingerprint=results.get("train_fingerprint"), temperature=results["temperature"],
+                        train_speakers_sha1=results["train_speakers_sha1"])
+        atomic_write_json(output_folder / RESULTS_FILE, results)
     return results
 
 

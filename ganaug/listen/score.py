@@ -5,18 +5,21 @@ files into one ``answers/``; file names are listener ids, so they do not collide
 ``key.json`` and writes ``score/results.json``, ``score/results.md`` and
 ``score/confusion_<system>.png``. Accuracy counts "can't tell" as wrong and has a Wilson score
 interval; quality, intelligibility and diversity are means with t-intervals
-(:func:`ganaug.ablation.intervals.mean_std_ci`).
+(:func:`ganaug.ablation.intervals.mean_std_ci`). Every line is checked by the server's rule
+(:func:`ganaug.listen.store.check_answer`) against ``key.json``; a line that breaks it is skipped
+and reported as ``<file>:<line>: <why>`` (a warning, ``skipped`` in results.json, a list in results.md).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 from ganaug.ablation.intervals import mean_std_ci, wilson_interval
 from ganaug.io import atomic_write, atomic_write_json
 from ganaug.listen.build import ANSWERS_DIR, CANT_TELL, ListenError
-from ganaug.listen.store import latest, read_answers, read_key
+from ganaug.listen.store import check_answer, latest, read_answers, read_key
 
 __all__ = ["score_test", "SCORE_DIR"]
 
@@ -80,6 +83,9 @@ def _markdown(summary: dict) -> str:
     for name, s in summary["systems"].items():
         where = s.get("ckpt") or s.get("data") or ""
         lines.append(f"- {name}: {s['kind']}{' ' + where if where else ''}")
+    if summary["skipped"]:
+        lines += ["", f"Skipped {len(summary['skipped'])} answer line(s) that break the test's rules:", ""]
+        lines += [f"- {problem}" for problem in summary["skipped"]]
     return "\n".join(lines) + "\n"
 
 
@@ -91,15 +97,15 @@ def score_test(folder, out=None) -> dict:
     if not files:
         raise ListenError(f"{folder / ANSWERS_DIR}: no answer files yet; serve the test (ganaug listen --serve "
                           f"{folder}) and answer it, or copy listeners' .jsonl files there")
-    records, skipped = read_answers(files)
-    answers = latest(records)
     labels, choices = key["labels"], key["labels"] + [CANT_TELL]
+    records, problems = read_answers(files, lambda r: check_answer(r, key["items"], key["blocks"], choices))
+    if problems:
+        warnings.warn(f"{len(problems)} answer line(s) skipped: {'; '.join(problems[:5])}"
+                      f"{' ...' if len(problems) > 5 else ''}", UserWarning, stacklevel=2)
+    answers = latest(records)
     per_system = {name: {"clip": [], "diversity": [], "listeners": set()} for name in key["systems"]}
     for (listener, kind, ref), r in answers.items():
-        system = (key["items"].get(ref) or {}).get("system") if kind == "clip" else key["blocks"].get(ref)
-        if system is None:
-            skipped += 1  # an answer to a clip of another test
-            continue
+        system = key["items"][ref]["system"] if kind == "clip" else key["blocks"][ref]
         per_system[system][kind].append(r)
         per_system[system]["listeners"].add(listener)
 
@@ -137,7 +143,8 @@ def score_test(folder, out=None) -> dict:
     summary = {
         "format_version": 1, "test": str(folder.resolve()), "labels": labels,
         "listeners": sorted({k[0] for k in answers}), "answers": sum(len(g["clip"]) for g in per_system.values()),
-        "diversity_answers": sum(len(g["diversity"]) for g in per_system.values()), "skipped_lines": skipped,
+        "diversity_answers": sum(len(g["diversity"]) for g in per_system.values()), "skipped_lines": len(problems),
+        "skipped": problems,
         "systems": systems,
     }
     atomic_write_json(out / "results.json", summary)

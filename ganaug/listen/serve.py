@@ -9,8 +9,13 @@ Binds 127.0.0.1 only (the standard library's ThreadingHTTPServer). It serves ``i
     listener, the same on every reload) and which clips and blocks this listener has answered.
 ``POST /api/answer``
     ``{"listener", "kind": "clip", "id", "label", "quality", "intelligibility"}`` or
-    ``{"listener", "kind": "diversity", "block", "diversity"}``; validated, then appended to
-    ``answers/<listener>.jsonl`` and fsynced before the reply.
+    ``{"listener", "kind": "diversity", "block", "diversity"}``; validated
+    (:func:`ganaug.listen.store.check_answer`), then appended to ``answers/<listener>.jsonl`` and
+    fsynced before the reply.
+
+A bad request (not JSON, NaN, nested too deeply, a field out of range) is answered 400, an
+answers folder that cannot be written 500, each with a JSON ``{"error"}`` and one line on stderr;
+the connection is never dropped and no traceback is printed.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from ganaug.io import write_error
 from ganaug.listen.build import ANSWERS_DIR, PAGE_FILES, ListenError
-from ganaug.listen.store import answer_path, append_answer, latest, read_answers, read_test
+from ganaug.listen.store import answer_path, append_answer, check_answer, latest, parse_json, read_answers, read_test
 
 __all__ = ["make_server", "serve", "listener_order", "HOST"]
 
@@ -52,12 +59,6 @@ def listener_order(test: dict, listener: str) -> list[dict]:
         rng.shuffle(members)
         order += members
     return order
-
-
-def _rating(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-        raise ListenError(f"{name}={value!r}: give a whole number from 1 to 5")
-    return value
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -100,17 +101,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, {"error": f"{url.path}: not part of this listening test"})
 
     def do_POST(self):
+        try:
+            status, reply = self._post()
+        except OSError as err:   # the answers folder cannot be written (read-only, full): the server's fault
+            status, reply = 500, {"error": f"answer not saved: {write_error(err, self.server.folder / ANSWERS_DIR)}"}
+        except Exception as err:  # a bug: one line and a reply, never a dropped connection the page cannot explain
+            status, reply = 500, {"error": f"answer not saved: internal error ({type(err).__name__}: {err})"}
+        if status != 200:
+            print(f"ganaug listen: POST {self.path}: {status} {reply['error']}", file=sys.stderr, flush=True)
+        self._json(status, reply)
+
+    def _post(self) -> tuple[int, dict]:
         if urlsplit(self.path).path != "/api/answer":
-            return self._json(404, {"error": f"{self.path}: POST answers to /api/answer"})
+            return 404, {"error": f"{self.path}: POST answers to /api/answer"}
         length = self.headers.get("Content-Length") or "0"
         length = int(length) if length.isdigit() else 0
         if not 0 < length <= MAX_BODY:
-            return self._json(400, {"error": "send one JSON answer (at most 16 KiB)"})
+            return 400, {"error": "send one JSON answer (at most 16 KiB)"}
         try:
-            record = self.server.save(json.loads(self.rfile.read(length)))
-        except (ListenError, json.JSONDecodeError, TypeError, AttributeError) as err:
-            return self._json(400, {"error": str(err)})
-        self._json(200, {"ok": True, "saved": record})
+            return 200, {"ok": True, "saved": self.server.save(parse_json(self.rfile.read(length)))}
+        except ValueError as err:   # ListenError, not JSON / UTF-8, NaN, nested too deeply
+            return 400, {"error": str(err)}
 
 
 class ListenServer(ThreadingHTTPServer):
@@ -128,10 +139,13 @@ class ListenServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         super().__init__((HOST, port), _Handler)
 
+    def check(self, answer) -> dict:
+        return check_answer(answer, self.item_ids, self.block_ids, self.choices)
+
     def state(self, listener: str) -> dict:
         path = answer_path(self.folder, listener)
         with self.lock:
-            records, _ = read_answers([path] if path.is_file() else [])
+            records, _ = read_answers([path] if path.is_file() else [], self.check)
         done = latest(records)
         return {
             "listener": listener, "labels": self.test["labels"], "choices": self.choices,
@@ -140,30 +154,11 @@ class ListenServer(ThreadingHTTPServer):
             "rated_blocks": sorted(k[2] for k in done if k[1] == "diversity"),
         }
 
-    def save(self, answer: dict) -> dict:
+    def save(self, answer) -> dict:
         """Validate one answer, append it to the listener's file (fsynced) and return the stored record."""
-        listener = answer.get("listener", "")
-        path = answer_path(self.folder, listener)
-        kind = answer.get("kind")
-        record = {"listener": listener, "kind": kind, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
-        if kind == "clip":
-            if answer.get("id") not in self.item_ids:
-                raise ListenError(f"id={answer.get('id')!r}: not a clip of this test")
-            if answer.get("label") not in self.choices:
-                raise ListenError(f"label={answer.get('label')!r}: choose one of {self.choices}")
-            record.update(id=answer["id"], label=answer["label"], quality=_rating(answer.get("quality"), "quality"),
-                          intelligibility=_rating(answer.get("intelligibility"), "intelligibility"))
-            for extra in ("plays", "elapsed_ms"):
-                if isinstance(answer.get(extra), (int, float)) and not isinstance(answer.get(extra), bool):
-                    record[extra] = answer[extra]
-        elif kind == "diversity":
-            if answer.get("block") not in self.block_ids:
-                raise ListenError(f"block={answer.get('block')!r}: not a block of this test")
-            record.update(block=answer["block"], diversity=_rating(answer.get("diversity"), "diversity"))
-        else:
-            raise ListenError(f"kind={kind!r}: answers are of kind 'clip' or 'diversity'")
+        record = {**self.check(answer), "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         with self.lock:
-            append_answer(path, record)
+            append_answer(answer_path(self.folder, record["listener"]), record)
         return record
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import warnings
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from ganaug.io import atomic_write
+from ganaug.io import atomic_write, replace_folder, temp_folder
 
 __all__ = ["RunLog", "spectrogram_grid"]
 
@@ -79,16 +80,31 @@ class RunLog:
             self.writer.flush()
         self.bar.set_postfix({k: f"{v:.3g}" for k, v in values.items() if k.startswith(("D/", "G/"))}, refresh=False)
 
+    def samples_missing(self, step: int) -> bool:
+        """Whether the samples of ``step`` (folder and grid) are not both on disk: a kill cut them short."""
+        out = self._samples_dir(step)
+        return not (out.is_dir() and out.with_suffix(".png").is_file())
+
+    def _samples_dir(self, step: int) -> Path:
+        return self.dir.parent / "samples" / f"step_{step:09d}"
+
     def samples(self, step: int, wavs: torch.Tensor, names: list[str], sample_rate: int) -> Path:
-        """Write ``wavs`` ``(n, time)`` as flac named by ``names`` and their spectrogram grid."""
-        out = self.dir.parent / "samples" / f"step_{step:09d}"
-        out.mkdir(parents=True, exist_ok=True)
+        """Write ``wavs`` ``(n, time)`` as flac named by ``names`` and their spectrogram grid.
+
+        The clips go into a new folder swapped in whole, then the grid: a kill leaves the old
+        samples or the new ones (and ``samples_missing``, which the resumed run re-renders)."""
+        out = self._samples_dir(step)
+        folder = temp_folder(out)
         counts: dict[str, int] = {}
         audio = wavs.detach().float().clamp(-1, 1).cpu()
-        for wav, name in zip(audio, names):
-            i = counts[name] = counts.get(name, -1) + 1
-            path = out / f"{name}_{i}.flac"
-            atomic_write(path, lambda tmp, w=wav: sf.write(tmp, w.numpy(), sample_rate, format="FLAC"))
+        try:
+            for wav, name in zip(audio, names):
+                i = counts[name] = counts.get(name, -1) + 1
+                sf.write(folder / f"{name}_{i}.flac", wav.numpy(), sample_rate, format="FLAC")
+            replace_folder(folder, out)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         image = spectrogram_grid(audio, names, sample_rate)
         png = out.with_suffix(".png")
         atomic_write(png, lambda tmp: _save_png(image, tmp))

@@ -9,6 +9,7 @@ generators train here unchanged.
 
 SIGINT (Ctrl-C) or SIGTERM while training: the current step finishes, a checkpoint is written,
 one line says how to resume (the same command), and the process exits with 130 / 143 (no traceback).
+The signals are blocked while the run computes and taken between steps (:mod:`ganaug.train.signals` says why).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import contextlib
 import shlex
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from ganaug.train.distributed import Dist
 from ganaug.train.logs import RunLog, finite_or_raise
 from ganaug.train.losses import gradient_penalty
 from ganaug.train.options import TrainOptions
+from ganaug.train.signals import StopRequest
 from ganaug.train.step import GanStep
 
 __all__ = ["TrainOptions", "train_gan", "gradient_penalty", "Interrupted"]
@@ -68,39 +69,6 @@ def _cuda_flags(cuda: bool, tf32: bool):
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved
-
-
-class _StopRequest:
-    """SIGINT/SIGTERM handlers that only record the signal; the loop stops after the current step.
-    A second signal while stopping gets the default behaviour (a user who insists)."""
-
-    def __init__(self):
-        self.signum = 0
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-        for sig, handler in self._previous.items():   # the next one is not caught
-            signal.signal(sig, handler)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-    def requested(self, dist: Dist, device) -> int:
-        """The signal number (0: none); under torchrun every process agrees (one all-reduce)."""
-        if not dist.active:
-            return self.signum
-        flag = torch.tensor([float(self.signum)], device=device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return int(flag.item())
 
 
 def resume_command() -> str:
@@ -147,7 +115,7 @@ def train_gan(generator, critic, wavs: torch.Tensor, labels: torch.Tensor | None
     if opts.batch_size % dist.world_size:
         raise ValueError(f"batch_size={opts.batch_size} must divide evenly over {dist.world_size} processes")
     cuda = device.type == "cuda"
-    with _cuda_flags(cuda, opts.tf32), _StopRequest() as stop:
+    with _cuda_flags(cuda, opts.tf32), StopRequest() as stop:
         return _train(G, D, wavs, labels, ckpt_dir, opts, device, dist, conditional, stop)
 
 
@@ -196,6 +164,8 @@ def _train(G, D, wavs, labels, ckpt_dir, opts, device, dist, conditional, stop) 
             run.gen.manual_seed(seed + 104_729 * meta["step"])
         step, train_seconds = meta["step"], meta.get("train_seconds", 0.0)
         run.critic_steps = step * opts.d_steps_per_g_step
+        if exact:   # the stats row in progress, so the next row is the one an uninterrupted run writes
+            run.totals, run.counts = st.unpack_running(tensors, meta, dist.rank, device)
         del tensors
     exported = run.ema if run.ema is not None else G
     if found is not None and dist.main:   # the exported generator matches the state training resumes from
@@ -214,16 +184,23 @@ def _train(G, D, wavs, labels, ckpt_dir, opts, device, dist, conditional, stop) 
     sample_labels = [n for n in sample_names for _ in range(opts.samples_per_label)] if conditional else None
     sample_names = [n for n in sample_names for _ in range(opts.samples_per_label)]
 
+    def render_samples() -> None:
+        with torch.random.fork_rng(devices=[device] if cuda else []):   # leave training RNG untouched
+            clips = exported.sample(len(sample_names), sample_labels,
+                                    generator=torch.Generator(device).manual_seed(opts.seed))
+        log.samples(step, clips, sample_names, G.sample_rate)
+
+    if log and step and log.samples_missing(step):    # a kill cut the samples of the resumed step short
+        render_samples()
+
     def checkpoint() -> None:
         dist.check_in_sync(G, device, "generator")
         rng = _rng_tensors(dist, device, run.gen)
+        running = st.pack_running(run.totals, run.counts, lambda t: dist.gather(t, device))
         if dist.main:
-            _save(ckpt_dir, step, run, rng, signature, opts, dist, train_seconds)
+            _save(ckpt_dir, step, run, {**rng, **running[0]}, signature, opts, dist, train_seconds, running[1])
             save_generator(ckpt_dir, exported, step=step, ema=run.ema is not None, **opts.metadata)
-            with torch.random.fork_rng(devices=[device] if cuda else []):   # leave training RNG untouched
-                clips = exported.sample(len(sample_names), sample_labels,
-                                        generator=torch.Generator(device).manual_seed(opts.seed))
-            log.samples(step, clips, sample_names, G.sample_rate)
+            render_samples()
         dist.barrier()
 
     since, tick = 0, time.perf_counter()
@@ -267,7 +244,7 @@ def _train(G, D, wavs, labels, ckpt_dir, opts, device, dist, conditional, stop) 
     return ckpt_dir
 
 
-def _save(ckpt_dir, step, run: GanStep, rng, signature, opts, dist, train_seconds) -> None:
+def _save(ckpt_dir, step, run: GanStep, rng, signature, opts, dist, train_seconds, running: dict) -> None:
     tensors = {**st.prefixed("G", run.G.state_dict()), **st.prefixed("D", run.D.state_dict()), **rng,
                **run.extra_tensors()}
     for prefix, module in run.extra_modules().items():
@@ -279,5 +256,5 @@ def _save(ckpt_dir, step, run: GanStep, rng, signature, opts, dist, train_second
     tensors.update(g_tensors)
     tensors.update(d_tensors)
     meta = {"signature": signature, "opt_G": g_meta, "opt_D": d_meta, "world_size": dist.world_size,
-            "train_seconds": train_seconds, "max_steps": opts.max_steps}
+            "train_seconds": train_seconds, "max_steps": opts.max_steps, **running}
     st.save_state(ckpt_dir, step, tensors, meta, keep=opts.keep_checkpoints)

@@ -5,7 +5,8 @@ Each checkpoint is a folder ``<ckpt_dir>/train_state/step_<N>/`` with
 - ``state.safetensors``: G and D weights, the EMA of G, every tensor of both optimizers
   (flattened to ``opt_G.<param index>.<name>``) and each process's RNG states as uint8 tensors;
 - ``state.json``: step, optimizer ``param_groups`` and non-tensor state, the run signature
-  (settings that must not change on resume), and the SHA-256 of ``state.safetensors``.
+  (settings that must not change on resume), and the SHA-256 of ``state.safetensors``;
+- with both, the stats row in progress (running sums ``stats.<rank>.<term>`` and ``stats_counts``).
 
 The folder is written under a temporary name and renamed when complete, and ``state.json`` is
 written last, so a folder named ``step_<N>`` is complete unless something damaged it later;
@@ -26,13 +27,14 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ganaug.io import (CheckpointError, atomic_write_json, file_sha256, fsync_dir, fsync_file, read_versioned_json,
-                       remove_stale, write_error)
+                       remove_stale, save_tensors, write_error)
 
 __all__ = ["STATE_DIR", "save_state", "load_latest", "peek_latest", "list_states", "flatten_optimizer",
-           "unflatten_optimizer", "prefixed", "unprefixed", "run_signature", "check_signature"]
+           "unflatten_optimizer", "prefixed", "unprefixed", "pack_running", "unpack_running", "run_signature",
+           "check_signature"]
 
 STATE_DIR = "train_state"
 STATE_FORMAT = 1
@@ -81,6 +83,21 @@ def unflatten_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: 
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def pack_running(totals: dict[str, torch.Tensor], counts: dict[str, int], gather) -> tuple[dict, dict]:
+    """The stats row in progress, so a resumed run writes the row an uninterrupted one would:
+    every process's running sums since the last row as ``stats.<rank>.<term>`` (``gather`` is
+    ``Dist.gather`` bound to the device) and ``{"stats_counts": {term: terms summed}}`` for ``state.json``."""
+    tensors = {f"stats.{rank}.{key}": total for key in sorted(totals) for rank, total in enumerate(gather(totals[key]))}
+    return tensors, {"stats_counts": dict(counts)}
+
+
+def unpack_running(tensors: dict, meta: dict, rank: int, device) -> tuple[dict, dict]:
+    """``(totals, counts)`` of :func:`pack_running` for process ``rank`` (empty for a state saved before them)."""
+    totals = {key: value.to(device) for key, value in unprefixed(f"stats.{rank}", tensors).items()}
+    counts = dict(meta.get("stats_counts") or {})
+    return (totals, counts) if set(totals) == set(counts) else ({}, {})
+
+
 def run_signature(opts, generator, critic) -> dict:
     """The settings a resumed run must share with the saved one: the options' ``signature()``, the
     model family, both constructors' kwargs and the data fingerprint (as ``train_gan`` records them)."""
@@ -120,8 +137,7 @@ def save_state(ckpt_dir: str | Path, step: int, tensors: dict[str, torch.Tensor]
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-        save_file(clean, str(tmp / TENSORS_FILE))
+        save_tensors(tmp / TENSORS_FILE, tensors)
         fsync_file(tmp / TENSORS_FILE)
         meta = {**meta, "format_version": STATE_FORMAT, "step": step, "saved_at": time.time(),
                 "sha256": file_sha256(tmp / TENSORS_FILE)}
@@ -169,6 +185,9 @@ def _check_meta(path: Path, meta: dict, step: int) -> None:
                 isinstance(g, dict) and isinstance(g.get("params"), list) and all(map(is_int, g["params"]))
                 for g in groups) or not all(isinstance(v, dict) for v in opt["state"].values()):
             bad(f"{key!r} is missing or malformed (optimizer param_groups and state)")
+    counts = meta.get("stats_counts", {})
+    if not isinstance(counts, dict) or not all(map(is_int, counts.values())):
+        bad(f"'stats_counts' is {counts!r}, expected {{term: count}}")
     if "world_size" in meta and (not is_int(meta["world_size"]) or meta["world_size"] < 1):
         bad(f"'world_size' is {meta['world_size']!r}, expected a positive integer")
     if not isinstance(meta.get("train_seconds", 0.0), (int, float)) or isinstance(meta.get("train_seconds"), bool):
