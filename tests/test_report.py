@@ -168,3 +168,26 @@ def test_near_chance_scales_with_the_number_of_labels():
               "real": {"label_acc": 0.9}}
     assert not verdicts(result)["label_acc"].startswith("near chance")
     assert label_verdicts(result) == ["near chance (0.50): no"]
+
+
+def test_report_says_degenerate_or_too_small_instead_of_a_delta(tmp_path):
+    """The demo's page never shows a difference whose classifiers predict one class, or of one seed."""
+    from ganaug.ablation.stats import DEGENERATE, TOO_SMALL, summarize
+    from ganaug.report.page import _ablation_table_html
+
+    targets = [i % 4 for i in range(40)]
+    rows = [{"speaker_fraction": 0.1, "augmentation": aug, "seed": seed, "test_acc": acc, "num_test": 40,
+             "test_targets": targets, "test_predictions": preds}
+            for aug, accs, preds in (("none", [0.25, 0.25], [0] * 40), ("classic", [0.6, 0.55], targets[:24] + [1] * 16))
+            for seed, acc in enumerate(accs)]
+    rows.append({"speaker_fraction": 0.25, "augmentation": "none", "seed": 0, "test_acc": 0.5, "num_test": 40})
+    rows.append({"speaker_fraction": 0.25, "augmentation": "classic", "seed": 0, "test_acc": 0.7, "num_test": 40})
+    plot = tmp_path / "ablation" / "ablation.png"
+    plot.parent.mkdir()
+    (plot.parent / "summary.json").write_text(json.dumps({"summary": summarize(rows), "order": ["none", "classic"]}))
+    html_text = _ablation_table_html(plot)
+    classic_rows = [r for r in html_text.split("<tr>") if "<td>classic</td>" in r]
+    assert len(classic_rows) == 2
+    low, quarter = sorted(classic_rows, key=lambda r: "25%" in r)
+    assert DEGENERATE in low and "+32" not in low          # none predicts one class: no number for the delta
+    assert TOO_SMALL in quarter and "+20.00 [" not in quarter   # one seed: no interval
