@@ -25,8 +25,17 @@ import time
 import torch
 
 from ganaug.functional import sample_latents
-from ganaug.models import PRESETS, WaveGANGenerator
+from ganaug.models import WaveGANGenerator
+from ganaug.train.run import preset_models
 from ganaug.models import fast
+
+
+def wavegan(size: str, label_names=None, **overrides):
+    """The generator of a YAML preset: paper = ``wavegan`` (d=64), paper_32k its 32768-sample model,
+    small = d=32, tiny = ``wavegan_cpu`` (d=16)."""
+    name, sized = {"paper": ("wavegan", {}), "paper_32k": ("wavegan", {"num_samples": 32768}),
+                   "small": ("wavegan", {"model_dim": 32}), "tiny": ("wavegan_cpu", {})}[size]
+    return preset_models(name, label_names, **sized, **overrides)[0]
 
 
 def loadavg() -> str:
@@ -39,7 +48,7 @@ def loadavg() -> str:
 def realistic(preset: str) -> WaveGANGenerator:
     """Random weights scaled to a trained model's output level (rms ~0.1-0.3); speed does not depend on it."""
     torch.manual_seed(0)
-    G = WaveGANGenerator(**PRESETS[preset]).eval()
+    G = wavegan(preset).eval()
     with torch.no_grad():
         for conv in G.convs:
             conv.weight.mul_(2.2)
@@ -139,7 +148,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         for preset in args.presets.split(","):
             r = cpu_bench(preset, args.batch_size, args.rounds)
-            print(f"CPU {threads} thread(s), {preset} (d={PRESETS[preset]['model_dim']}), batch {args.batch_size}, "
+            print(f"CPU {threads} thread(s), {preset} (d={wavegan(preset).model_dim}), batch {args.batch_size}, "
                   f"sample() precision {r['precision']}, rel err vs f32 {r['rel_err']:.1e}")
             for name, row in r["rows"].items():
                 print(f"  {name:7s} {row['clips_s']:8.1f} clips/s (best {row['best_clips_s']:7.1f})  "

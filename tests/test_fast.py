@@ -11,8 +11,17 @@ import pytest
 import torch
 
 from ganaug.functional import sample_latents
-from ganaug.models import PRESETS, WaveGANGenerator
+from ganaug.models import WaveGANGenerator
+from ganaug.train.run import preset_models
 from ganaug.models import fast
+
+
+def wavegan(size: str, label_names=None, **overrides):
+    """The generator of a YAML preset: paper = ``wavegan`` (d=64), paper_32k its 32768-sample model,
+    small = d=32, tiny = ``wavegan_cpu`` (d=16)."""
+    name, sized = {"paper": ("wavegan", {}), "paper_32k": ("wavegan", {"num_samples": 32768}),
+                   "small": ("wavegan", {"model_dim": 32}), "tiny": ("wavegan_cpu", {})}[size]
+    return preset_models(name, label_names, **sized, **overrides)[0]
 
 TOL = 1e-2
 
@@ -44,7 +53,7 @@ def reference(G, z, labels=None):
 ])
 def test_bf16_path_matches_float32(preset, labels, batch):
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS[preset], label_names=labels)).eval()
+    G = loud(wavegan(preset, label_names=labels)).eval()
     z = sample_latents(batch, G.latent_dim, torch.Generator().manual_seed(1))
     y = None if labels is None else torch.arange(batch) % len(labels)
     ref = reference(G, z, y)
@@ -59,7 +68,7 @@ def test_bf16_path_matches_float32(preset, labels, batch):
 def test_packed_plan_is_exact_in_float32(preset):
     """The polyphase rewrite itself is exact: in float32 it matches the module to float rounding."""
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS[preset], label_names=["a", "b"])).eval()
+    G = loud(wavegan(preset, label_names=["a", "b"])).eval()
     z, y = torch.rand(3, G.latent_dim) * 2 - 1, torch.tensor([0, 1, 1])
     with torch.no_grad():
         out = fast.packed_forward(G, fast.pack(G, torch.float32), z, y, chunk=2)
@@ -68,14 +77,14 @@ def test_packed_plan_is_exact_in_float32(preset):
 
 def test_post_filter_model():
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"], post_filter_len=32)).eval()
+    G = loud(wavegan("tiny", post_filter_len=32)).eval()
     z = torch.rand(2, G.latent_dim) * 2 - 1
     assert rel_err(fast.generate(G, z, precision="bf16"), reference(G, z)) <= TOL
 
 
 def test_sample_is_repeatable_and_float32_is_plain_forward():
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"], label_names=["yes", "no"])).eval()
+    G = loud(wavegan("tiny", label_names=["yes", "no"])).eval()
     a = G.sample(6, generator=torch.Generator().manual_seed(3))
     b = G.sample(6, generator=torch.Generator().manual_seed(3))
     c = G.sample(6, generator=torch.Generator().manual_seed(4))
@@ -94,7 +103,7 @@ def test_sample_is_repeatable_and_float32_is_plain_forward():
 
 
 def test_precision_choice(monkeypatch):
-    G = WaveGANGenerator(**PRESETS["tiny"]).eval()
+    G = wavegan("tiny").eval()
     with pytest.raises(ValueError, match="precision"):
         G.sample(1, precision="fp8")
     cpu = torch.device("cpu")
@@ -110,13 +119,13 @@ def test_precision_choice(monkeypatch):
 
 def test_plan_cache_follows_weight_changes():
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"])).eval()
+    G = loud(wavegan("tiny")).eval()
     z = torch.rand(3, G.latent_dim) * 2 - 1
     plan = fast.pack(G)
     assert fast.pack(G) is plan                       # unchanged weights: the cached plan
     first = fast.generate(G, z, precision="bf16")
     # load_state_dict copies new weights in place: the plan must be rebuilt
-    other = loud(WaveGANGenerator(**PRESETS["tiny"])).eval()
+    other = loud(wavegan("tiny", seed=1)).eval()             # other weights (the preset seeds its init)
     G.load_state_dict(other.state_dict())
     assert fast.pack(G) is not plan
     after_load = fast.generate(G, z, precision="bf16")
@@ -136,7 +145,7 @@ def test_source_uses_the_fast_path(tmp_path):
     from ganaug.checkpoint import save_generator
 
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"], label_names=["yes", "no"])).eval()
+    G = loud(wavegan("tiny", label_names=["yes", "no"])).eval()
     source = GeneratorSource(save_generator(tmp_path / "g", G))
     clips = source.generate(["yes", "no", "no"], [5, 6, 7])
     z = torch.cat([sample_latents(1, G.latent_dim, row_generator(s)) for s in (5, 6, 7)])
@@ -148,7 +157,7 @@ def test_source_uses_the_fast_path(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bf16_matches_float32():
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["paper"], label_names=["a", "b"])).eval().cuda()
+    G = loud(wavegan("paper", label_names=["a", "b"])).eval().cuda()
     z, y = torch.rand(8, G.latent_dim, device="cuda") * 2 - 1, torch.tensor([0, 1] * 4, device="cuda")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     assert rel_err(fast.generate(G, z, y, precision="bf16"), reference(G, z, y)) <= TOL

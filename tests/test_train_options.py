@@ -203,15 +203,15 @@ def test_fast_preset_is_the_modern_recipe_and_trains_on_cpu(small, tmp_path):
     assert "amp: none" in hparams and "compile: none" in hparams
 
 
-def test_conditional_preset_is_the_papers_recipe(small, tmp_path):
-    out = tmp_path / "paper"
-    assert cli(["train", "wavegan_conditional", *small, f"--output_folder={out}", "--max_steps=1"]) == 0
-    hparams = (out / "hparams.yaml").read_text()
-    for line in ("loss: wgan-gp", "gp_weight: 10.0", "lr: 0.0001", "- 0.5", "- 0.9", "amp: none", "compile: none",
-                 "phase_shuffle: 2", "latent_dim: 100", "conditional: true"):
-        assert line in hparams.lower(), line
-    meta = json.loads((out / "train_state" / "step_000000001" / "state.json").read_text())
-    assert meta["opt_D"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+def test_conditional_preset_is_the_papers_recipe():
+    from ganaug.config import load_hparams
+
+    hparams, _ = load_hparams("wavegan_conditional", {"data_folder": "x", "output_folder": "y"})
+    paper = {"conditional": True, "model": "wavegan", "model_dim": 64, "num_samples": 16384, "latent_dim": 100,
+             "phase_shuffle": 2, "loss": "wgan-gp", "gp_weight": 10.0, "d_steps_per_g_step": 5, "lr": 1e-4,
+             "betas": [0.5, 0.9], "batch_size": 64, "amp": "none", "compile": "none", "gp_interval": 1,
+             "diffaug": "", "aux_weight": 0.0, "ema_decay": 0.0, "stft_critic": False}
+    assert {k: hparams[k] for k in paper} == paper
 
 
 def test_nsgan_without_r1_warns_once(small, tmp_path):
