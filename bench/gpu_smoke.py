@@ -157,35 +157,39 @@ def train_command(args, preset: str, out: Path) -> list[str]:
 
 
 def train_for(args, presets) -> dict[str, dict]:
-    """Each preset trained for ``--minutes`` on ``--clock``, stopped by SIGINT (the run checkpoints)."""
+    """Each preset trained for ``--minutes`` on ``--clock``, stopped by SIGINT (the run checkpoints); one after
+    the other, or with ``--side_by_side`` all at once (each stopped when its own clock reaches the budget)."""
     budget = args.minutes * 60
     runs = {}
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.num_threads))}
     for preset in presets:
         out = Path(args.out) / preset
         log = open(Path(args.out) / f"{preset}.log", "w")
-        runs[preset] = {"out": out, "proc": subprocess.Popen(train_command(args, preset, out), stdout=log,
-                                                             stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": str(max(1, args.num_threads))}),
-                        "log": log, "cpu_s": 0.0}
+        proc = subprocess.Popen(train_command(args, preset, out), stdout=log, stderr=subprocess.STDOUT, env=env)
+        runs[preset] = {"out": out, "proc": proc, "log": log, "cpu_s": 0.0}
         if not args.side_by_side:
-            _wait(runs[preset], budget, args.clock)
-    for run in runs.values():
-        _wait(run, budget, args.clock)
+            _wait([runs[preset]], budget, args.clock)
+    _wait(list(runs.values()), budget, args.clock)
     return runs
 
 
-def _wait(run: dict, budget: float, clock: str) -> None:
-    proc = run["proc"]
-    while proc.poll() is None:
-        run["cpu_s"] = cpu_seconds(proc.pid)
-        used = run["cpu_s"] if clock == "cpu" else train_seconds(run["out"])
-        if used >= budget:
-            proc.send_signal(signal.SIGINT)
-            proc.wait()
-            break
+def _wait(runs: list[dict], budget: float, clock: str) -> None:
+    """Poll every run once a second; SIGINT each when its clock reaches ``budget``."""
+    live = [run for run in runs if run["proc"].poll() is None]
+    while live:
+        for run in live:
+            if not run.get("stopped"):
+                run["cpu_s"] = cpu_seconds(run["proc"].pid)
+            used = run["cpu_s"] if clock == "cpu" else train_seconds(run["out"])
+            if used >= budget and not run.get("stopped"):
+                run["proc"].send_signal(signal.SIGINT)          # it finishes the step and checkpoints
+                run["stopped"] = True
+        live = [run for run in live if run["proc"].poll() is None]
         time.sleep(1.0)
-    run["log"].close()
-    if proc.returncode not in (0, 128 + signal.SIGINT, -signal.SIGINT):
-        raise SystemExit(f"{run['out']}: training failed (exit {proc.returncode}); see {run['log'].name}")
+    for run in runs:
+        run["log"].close()
+        if run["proc"].returncode not in (0, 128 + signal.SIGINT, -signal.SIGINT):
+            raise SystemExit(f"{run['out']}: training failed (exit {run['proc'].returncode}); see {run['log'].name}")
 
 
 def score(args, runs: dict) -> None:
