@@ -8,11 +8,12 @@ Parts (CPU always; CUDA parts when CUDA is present):
           real and fake, random draws on the CPU copied over, phase shuffle reading ``max |shift|`` on the host
           at every layer, default Adam, GP in float32); "new" is ``ganaug.train.step.GanStep`` (every draw on the
           device generator, static shapes, foreach/fused Adam, stats kept on the device) with the speed options.
-          CPU: the ``tiny`` (d=16) preset at ``--cpu_batch``, float32, variants interleaved, with the ratio
-          new/today (the default must not be slower). CUDA (only when present): ``paper`` at batch 64, 5 D + 1 G:
+          CPU: the ``tiny`` size (``wavegan_cpu``, d=16) at ``--cpu_batch``, float32, variants interleaved, with the ratio
+          new/today (the default must not be slower). CUDA (only when present): ``paper`` (``wavegan``) at batch 64:
           it/s, hours for 200k iterations, and the share of the GPU's measured bf16 matmul rate (FLOPs of one
           iteration counted by ``torch.utils.flop_counter``) for today fp32 / tf32 / bf16 autocast and new bf16
-          eager / + compile reduce-overhead / + GP in bf16 / + lazy GP every 4 critic steps.
+          eager / + compile reduce-overhead / + GP in bf16, and wavegan_fast's step (nsgan, 1 D, lazy R1 every 16).
+          ``bench/gpu_smoke.py`` is the shorter check of every amp x compile mode against eager float32.
   curves  the losses of the same run (same seed, real clips) in float32 and in CPU bf16 autocast over
           ``--curve_steps`` iterations: does bf16 train the same (D/gp stays bounded, D/wgan follows)?
   kws     a keyword-classifier training epoch (DS-CNN forward + backward + AdamW over the preloaded clips)
@@ -33,10 +34,19 @@ from pathlib import Path
 import torch
 
 from ganaug.functional import draw_shifts, sample_latents
-from ganaug.models import PRESETS, WaveGANDiscriminator, WaveGANGenerator
-from ganaug.train.losses import gradient_penalty
+from ganaug.train import losses as L
 from ganaug.train.options import TrainOptions
+from ganaug.train.run import preset_models
 from ganaug.train.step import GanStep
+
+#: the sizes timed here, as YAML presets: (preset, overrides)
+SIZES = {"paper": ("wavegan", {}), "small": ("wavegan", {"model_dim": 32}), "tiny": ("wavegan_cpu", {})}
+
+
+def models(size: str, label_names=None):
+    """``(G, D)`` of a size, built as its YAML preset builds them, from torch's global RNG state (the caller seeds)."""
+    name, overrides = SIZES[size]
+    return preset_models(name, label_names, seed=int(torch.initial_seed() % 2**31), **overrides)
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -71,8 +81,8 @@ class WGANStep:
                  seed: int = 0):
         torch.manual_seed(seed)
         self.device, self.batch, self.d_steps, self.amp = torch.device(device), batch, d_steps, amp
-        self.G = WaveGANGenerator(**PRESETS[preset]).to(self.device).train()
-        self.D = WaveGANDiscriminator(**PRESETS[preset]).to(self.device).train()
+        G, D = models(preset)
+        self.G, self.D = G.to(self.device).train(), D.to(self.device).train()
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=1e-4, betas=(0.5, 0.9))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=1e-4, betas=(0.5, 0.9))
         self.g_fwd = torch.compile(self.G) if compile else self.G
@@ -102,7 +112,9 @@ class WGANStep:
             with self.autocast():
                 d_wgan = self.critic(fake).float().mean() - self.critic(real).float().mean()
             shifts = draw_shifts(self.D.phase_shuffle, (self.D.shuffle_layers, self.batch), device=self.device)
-            d_gp = gradient_penalty(self.D, real, fake, None, eps, shifts)
+            x_hat = L.interpolate(real, fake, eps)
+            probe = torch.zeros_like(x_hat, requires_grad=True)
+            d_gp = L.gradient_penalty(L.input_gradient(self.D(x_hat + probe, None, shifts=shifts), probe))
             loss = d_wgan + 10 * d_gp
             self.opt_D.zero_grad(set_to_none=True)
             loss.backward()
@@ -152,9 +164,10 @@ class NewStep:
                  **options):
         torch.manual_seed(seed)
         self.device, self.d_steps = torch.device(device), d_steps
-        G = WaveGANGenerator(**PRESETS[preset]).to(self.device).train()
-        D = WaveGANDiscriminator(**PRESETS[preset]).to(self.device).train()
-        opts = TrainOptions(batch_size=batch, d_steps_per_g_step=d_steps, **options)
+        G, D = models(preset)
+        G, D = G.to(self.device).train(), D.to(self.device).train()
+        opts = TrainOptions(**{"batch_size": batch, "d_steps_per_g_step": d_steps, **options})
+        self.d_steps = opts.d_steps_per_g_step
         self.run = GanStep(G, D, opts, self.device, data.to(self.device), None, batch, seed)
 
     def __call__(self, data=None) -> dict:
@@ -196,7 +209,7 @@ def gan_part(data, args) -> None:
         cpu = {}
         rates = iteration_rates(variants, data, args.iters, args.rounds, cpu)
         base, base_cpu = rates["today (f32)"], cpu["today (f32)"]
-        print(f"CPU WGAN-GP {preset} (d={PRESETS[preset]['model_dim']}), batch {args.cpu_batch}, {args.d_steps} D + 1 G, "
+        print(f"CPU WGAN-GP {preset} (d={variants['today (f32)'].G.model_dim}), batch {args.cpu_batch}, {args.d_steps} D + 1 G, "
               f"{args.threads} thread(s), medians of {args.rounds} interleaved rounds of {args.iters} iteration(s):")
         for name, rate in rates.items():
             print(f"  {name:28s} {rate:8.4f} it/s ({rate / base:.2f}x today); process CPU {cpu[name]:6.2f} s/it "
@@ -209,12 +222,13 @@ def gan_part(data, args) -> None:
         variants = (
             ("today fp32", dict(tf32=False, amp=None)),
             ("today tf32", dict(tf32=True, amp=None)),
-            ("today bf16 autocast (the default)", dict(tf32=True, amp=torch.bfloat16)),
+            ("today bf16 autocast (issue 10's default)", dict(tf32=True, amp=torch.bfloat16)),
             ("new bf16", dict(amp="bf16")),
             ("new bf16 + compile reduce-overhead", dict(amp="bf16", compile="reduce-overhead")),
             ("new + GP in bf16", dict(amp="bf16", compile="reduce-overhead", gp_precision="bf16")),
-            ("new + GP in bf16 + lazy GP k=4", dict(amp="bf16", compile="reduce-overhead", gp_precision="bf16",
-                                                     gp_interval=4)),
+            ("wavegan_fast's step (nsgan, lazy R1 k=16, 1 D) bf16 + compile", dict(
+                amp="bf16", compile="reduce-overhead", loss="nsgan", r1_gamma=1.0, gp_interval=16,
+                d_steps_per_g_step=1, lr=2e-4, betas=(0.0, 0.99))),
         )
         for name, kw in variants:
             try:
@@ -265,7 +279,7 @@ def kws_part(args) -> None:
     wavs, labels = preload(ds, progress=False)
     wavs, labels = wavs[:args.kws_clips], labels[:args.kws_clips]
     with tempfile.TemporaryDirectory() as tmp:
-        G = WaveGANGenerator(**PRESETS["small"], label_names=KEYWORDS)
+        G = models("small", KEYWORDS)[0]
         ckpt = save_generator(Path(tmp) / "small", G)
         bank = generate_bank(ckpt, Path(tmp) / "bank", args.bank_per_label, progress=False)
         for name in bank.label_names:

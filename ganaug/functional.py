@@ -16,20 +16,17 @@ def sample_latents(n: int, latent_dim: int, generator: torch.Generator | None = 
     return z.to(device)
 
 
-def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int | None = None) -> torch.Tensor:
+def phase_shuffle(x: torch.Tensor, shifts: torch.Tensor, n: int) -> torch.Tensor:
     """Shift each example of ``x`` ``(batch, channels, time)`` by ``shifts[b]`` samples.
 
     Positive shifts move the signal later in time. The ``|shift|`` samples that enter at an edge
     are filled by reflection (WaveGAN's phase shuffle), so no zeros betray the shift.
 
-    ``n``: the largest ``|shift|`` the caller draws (WaveGAN's phase-shuffle width). With ``n``
-    given, every shape is static (reflect-pad by ``n``, then one gather), so the call never reads
-    ``shifts`` on the host and ``torch.compile`` captures it whole; ``shifts`` must then lie in
-    ``[-n, n]`` (not checked: checking would synchronise). ``n=None`` reads ``max |shifts|``
-    (a host synchronisation on a GPU), for callers that do not know the bound.
+    ``n``: the largest ``|shift|`` the caller draws (WaveGAN's phase-shuffle width). Every shape is
+    static (reflect-pad by ``n``, then one gather), so the call never reads ``shifts`` on the host and
+    ``torch.compile`` captures it whole; ``shifts`` must lie in ``[-n, n]`` (not checked: checking
+    would synchronise).
     """
-    if n is None:
-        n = int(shifts.abs().max()) if shifts.numel() else 0
     if n == 0:
         return x
     length = x.shape[-1]

@@ -1,4 +1,5 @@
-"""WaveGAN generator and critic: shapes of every preset, the paper's sizes, conditioning, phase shuffle."""
+"""WaveGAN generator and critic: shapes of every length, the paper's sizes (the YAML presets), conditioning,
+phase shuffle, the long critic's layer order, the multi-resolution STFT critic."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import pytest
 import torch
 
 from ganaug.functional import phase_shuffle
-from ganaug.models import DISCRIMINATORS, GENERATORS, PRESETS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
+from ganaug.models import DISCRIMINATORS, GENERATORS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
+from ganaug.train.run import preset_models
 
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("num_samples", [16384, 32768, 65536])
 @pytest.mark.parametrize("label_names", [None, ["yes", "no", "up"]])
-def test_every_preset_has_the_right_shapes(preset, label_names):
-    num_samples = PRESETS[preset]["num_samples"]
+def test_every_length_has_the_right_shapes(num_samples, label_names):
     torch.manual_seed(0)
     G = WaveGANGenerator(model_dim=2, num_samples=num_samples, label_names=label_names)   # small d: shapes only
     D = WaveGANDiscriminator(model_dim=2, num_samples=num_samples, label_names=label_names)
@@ -30,18 +31,26 @@ def test_every_preset_has_the_right_shapes(preset, label_names):
     assert G.fit_data(wavs) is None
 
 
-def test_paper_preset_matches_the_published_parameter_counts():
-    G = WaveGANGenerator(**PRESETS["paper"])
-    D = WaveGANDiscriminator(**PRESETS["paper"])
+def test_yaml_presets_build_the_published_and_the_cpu_sizes():
+    G, D = preset_models("wavegan")                                   # the paper's d=64
     assert count(G) == 19_065_345
     assert count(D) == 17_427_969
+    assert preset_models("wavegan_cpu")[0].model_dim == 16 and preset_models("wavegan_tiny")[0].model_dim == 8
+    G, D = preset_models("wavegan_cpu", ["yes", "no"], num_samples=32768)
+    assert G.label_names == D.label_names == ["yes", "no"] and G.num_samples == D.num_samples == 32768
 
 
-def test_longer_presets_add_a_layer():
-    for preset, layers in (("paper", 5), ("paper_32k", 6), ("paper_64k", 6)):
-        G = WaveGANGenerator(model_dim=2, num_samples=PRESETS[preset]["num_samples"])
-        D = WaveGANDiscriminator(model_dim=2, num_samples=PRESETS[preset]["num_samples"])
+def test_longer_models_add_a_layer_last_in_g_and_in_d():
+    """The authors' code: G's extra layer is its last (stride 2 for 32768, 4 for 65536), and so is D's,
+    after the five stride-4 layers; phase shuffle follows every layer but the last."""
+    for num_samples, layers, extra in ((16384, 5, 4), (32768, 6, 2), (65536, 6, 4)):
+        G = WaveGANGenerator(model_dim=2, num_samples=num_samples)
+        D = WaveGANDiscriminator(model_dim=2, num_samples=num_samples)
         assert len(G.convs) == len(D.convs) == layers
+        assert [c.stride[0] for c in G.convs] == [4] * (layers - 1) + [extra]
+        assert [c.stride[0] for c in D.convs] == [4] * (layers - 1) + [extra]
+        assert [c.out_channels for c in D.convs][-1] == (16 if num_samples == 16384 else 32) * 2
+        assert D.shuffle_layers == layers - 1
 
 
 def test_conditional_generator_uses_its_label():
@@ -107,7 +116,7 @@ def _ramp(batch=1, channels=2, length=12) -> torch.Tensor:
 @pytest.mark.parametrize("shift", [-2, -1, 0, 1, 2])
 def test_phase_shuffle_shifts_and_fills_by_reflection(shift):
     x = _ramp()
-    out = phase_shuffle(x, torch.tensor([shift]))
+    out = phase_shuffle(x, torch.tensor([shift]), 2)
     length = x.shape[-1]
     for t in range(length):
         source = t - shift                       # positive shifts move the signal later
@@ -134,14 +143,15 @@ def test_phase_shuffle_module_draws_one_shift_per_example_within_n():
     assert set(shifts) <= set(range(-n, n + 1))
     assert len(set(shifts)) > 1                   # drawn per example, not once per batch
     for i, k in enumerate(shifts):               # every channel of an example moves together
-        assert torch.equal(out[i], phase_shuffle(x[i:i + 1], torch.tensor([k]))[0])
+        assert torch.equal(out[i], phase_shuffle(x[i:i + 1], torch.tensor([k]), n)[0])
 
 
 def test_phase_shuffle_is_identity_in_eval_and_for_n0():
     x = torch.randn(4, 3, 16)
     assert torch.equal(PhaseShuffle(2).eval()(x), x)
     assert torch.equal(PhaseShuffle(0).train()(x), x)
-    assert torch.equal(phase_shuffle(x, torch.zeros(4, dtype=torch.long)), x)
+    assert torch.equal(phase_shuffle(x, torch.zeros(4, dtype=torch.long), 2), x)
+    assert torch.equal(phase_shuffle(x, torch.ones(4, dtype=torch.long), 0), x)
 
 
 def test_critic_takes_the_shifts_the_loop_draws():
@@ -160,21 +170,22 @@ def test_critic_takes_the_shifts_the_loop_draws():
 
 
 # -- multi-resolution STFT critic ---------------------------------------------------------------------------
-def test_stft_critic_scores_conditions_and_differentiates_twice():
+def test_stft_critic_scores_each_resolution_conditions_and_differentiates_twice():
     from ganaug.models.stft_critic import MultiResolutionSTFTCritic
 
     torch.manual_seed(0)
     S = MultiResolutionSTFTCritic(["yes", "no"], channels=2)
     x = (torch.randn(2, 16384) * 0.1).requires_grad_(True)
     out = S(x, torch.tensor([0, 1]))
-    assert out.shape == (2,) and torch.isfinite(out).all()
+    assert out.shape == (3, 2) and torch.isfinite(out).all()        # one row of scores per resolution
+    assert torch.equal(out[1], S.critics[1](x, torch.tensor([0, 1])))
     same_clip = x.detach()[:1].repeat(2, 1)
     a = S(same_clip, torch.tensor([0, 1]))
-    assert torch.allclose(a[0], a[1], atol=1e-5)                  # projection starts at zero: unconditional
+    assert torch.allclose(a[:, 0], a[:, 1], atol=1e-5)              # projection starts at zero: unconditional
     for c in S.critics:
         torch.nn.init.normal_(c.embed.weight)
     a = S(same_clip, torch.tensor([0, 1]))
-    assert not torch.allclose(a[0], a[1], atol=1e-3)
+    assert not torch.allclose(a[:, 0], a[:, 1], atol=1e-3)
     (g,) = torch.autograd.grad(S(x, torch.tensor([0, 1])).sum(), x, create_graph=True)
     g.square().sum().backward()                                   # the penalty's double backward
     assert all(torch.isfinite(p.grad).all() for p in S.parameters() if p.grad is not None)

@@ -286,7 +286,8 @@ def test_known_keys_come_from_trainoptions_and_the_constructors():
     keys = known_keys({"model": "wavegan"})
     assert {f.name for f in fields(TrainOptions)} - {"name", "metadata"} <= keys
     assert {"model_dim", "phase_shuffle", "post_filter_len", "latent_dim", "data_folder", "num_threads"} <= keys
-    # the GAN presets share one base file: a WaveGAN run's YAML carries the SpecGAN/TiFGAN keys too
+    # the GAN presets share one root file: a WaveGAN run's YAML carries the SpecGAN/TiFGAN keys too (at their
+    # defaults; setting one on a WaveGAN run is refused: test_train_options.py::test_bad_options_are_one_clear_error)
     assert {"griffin_lim_iters", "dynamic_range", "spectral_norm"} <= keys
     assert not {"lerning_rate", "self", "kwargs"} & keys
 

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from ganaug.audio import load_audio
 from ganaug.checkpoint import load_generator, save_generator
 from ganaug.functional import resolve_labels, sample_latents
-from ganaug.models import GENERATORS, PRESETS, WaveGANGenerator
+from ganaug.models import GENERATORS, WaveGANGenerator
 from ganaug.models.sampling import Sampling, inference_dtype, native_bf16
+from ganaug.train.run import preset_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,6 +28,14 @@ TOL = 1e-2
 #: float32 accumulation does (measured 1.2-1.3% here), so only "auto" (never bf16 there) carries the 1e-2 contract
 EMULATED_TOL = TOL if native_bf16("cpu") else 2e-2
 SHARED_GENERATOR = Path(__file__).resolve().parents[2] / "shared" / "generators" / "wavegan_sc10_h100_5k_ema"
+
+
+def wavegan(size: str, label_names=None, **overrides) -> WaveGANGenerator:
+    """The generator of a YAML preset: paper_32k = ``wavegan`` (d=64) at 32768 samples, small = d=32,
+    tiny = ``wavegan_cpu`` (d=16)."""
+    name, sized = {"paper_32k": ("wavegan", {"num_samples": 32768}), "small": ("wavegan", {"model_dim": 32}),
+                   "tiny": ("wavegan_cpu", {})}[size]
+    return preset_models(name, label_names, **sized, **overrides)[0]
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -93,7 +102,7 @@ def test_auto_is_bf16_exactly_where_the_hardware_has_it():
     assert inference_dtype(cpu, "bf16") == torch.bfloat16 and inference_dtype(cpu, "float32") == torch.float32
     assert not native_bf16("meta")
     with pytest.raises(ValueError, match="precision='fp8'"):
-        WaveGANGenerator(**PRESETS["tiny"]).sample(1, precision="fp8")
+        wavegan("tiny").sample(1, precision="fp8")
 
 
 @pytest.mark.parametrize("preset,labels,batch", [
@@ -103,7 +112,7 @@ def test_auto_is_bf16_exactly_where_the_hardware_has_it():
 ])
 def test_wavegan_autocast_path_matches_float32(preset, labels, batch):
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS[preset], label_names=labels))
+    G = loud(wavegan(preset, label_names=labels))
     z = sample_latents(batch, G.latent_dim, torch.Generator().manual_seed(1))
     y = None if labels is None else torch.arange(batch) % len(labels)
     ref = G.synthesize(z, y, precision="float32")
@@ -115,7 +124,7 @@ def test_wavegan_autocast_path_matches_float32(preset, labels, batch):
 
 def test_post_filter_model():
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"], post_filter_len=32))
+    G = loud(wavegan("tiny", post_filter_len=32))
     z = sample_latents(2, G.latent_dim, torch.Generator().manual_seed(0))
     assert 0 < rel_err(G.synthesize(z, precision="bf16"), G.synthesize(z, precision="float32")) <= EMULATED_TOL
 
@@ -146,7 +155,7 @@ def test_spectrogram_families_take_the_same_path(family, sc_root):
 
 def test_sample_is_repeatable_and_independent_of_batch_size():
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"], label_names=["yes", "no"]))
+    G = loud(wavegan("tiny", label_names=["yes", "no"]))
     a = G.sample(6, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, G.sample(6, generator=torch.Generator().manual_seed(3)))
     assert not torch.equal(a, G.sample(6, generator=torch.Generator().manual_seed(4)))
@@ -159,7 +168,7 @@ def test_source_makes_what_synthesize_makes(tmp_path):
     from ganaug.augment.source import GeneratorSource, row_generator
 
     torch.manual_seed(0)
-    G = loud(WaveGANGenerator(**PRESETS["tiny"], label_names=["yes", "no"]))
+    G = loud(wavegan("tiny", label_names=["yes", "no"]))
     source = GeneratorSource(save_generator(tmp_path / "g", G))
     clips = source.generate(["yes", "no", "no"], [5, 6, 7])
     z = torch.cat([sample_latents(1, G.latent_dim, row_generator(s)) for s in (5, 6, 7)])

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from ganaug.checkpoint import load_generator, read_config
 from ganaug.cli import main as cli
 from ganaug.data import KeywordDataset
-from ganaug.train import build_models, gradient_penalty
+from ganaug.train import build_models
 from ganaug.train.state import flatten_optimizer, list_states, unflatten_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,14 +174,6 @@ def test_changed_settings_are_refused_on_resume(small, reference, tmp_path, caps
 
 
 # -- the pieces ----------------------------------------------------------------------------------------
-def test_gradient_penalty_of_a_linear_critic():
-    w = torch.tensor([3.0, 4.0])                                         # ||grad|| = 5 everywhere
-    critic = lambda x, labels: x @ w                                     # noqa: E731
-    real, fake = torch.randn(6, 2), torch.randn(6, 2)
-    gp = gradient_penalty(critic, real, fake.bfloat16(), None, torch.rand(6))
-    assert gp.dtype == torch.float32 and torch.allclose(gp, torch.tensor(16.0))
-
-
 def test_optimizer_state_round_trips_without_pickle():
     model = torch.nn.Linear(3, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.9))
@@ -240,3 +232,30 @@ def test_ddp_with_two_cpu_processes(small, tmp_path):
     assert not [p for p in (out / "train_state").iterdir() if p.name.startswith(".")]
     G = load_generator(out)
     assert G.sample(2, ["yes", "no"]).shape == (2, 16384)
+
+
+def test_ddp_stops_on_sigint_at_a_log_interval(small, tmp_path):
+    """Under torchrun the stop flag is agreed on by one all-reduce per log interval (not per step, which would
+    make every step wait for the host): SIGINT checkpoints at the next multiple of log_interval_steps."""
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "ganaug.cli", "train", "wavegan_conditional",
+           *small, "--max_steps=100000", "--ckpt_interval_steps=100000", "--log_interval_steps=6",
+           "--d_steps_per_g_step=1", "--samples_per_label=1", "--tensorboard=False", f"--output_folder={out}"]
+    with open(tmp_path / "log.txt", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=ENV)
+        deadline = time.monotonic() + 300
+        while not ((out / "logs" / "stats.jsonl").is_file() and (out / "logs" / "stats.jsonl").read_text()):
+            assert proc.poll() is None, (tmp_path / "log.txt").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no stats row within 300 s"
+            time.sleep(0.05)
+        # right after the row of step 6: SIGINT to both training processes (as torchrun passes on a Ctrl-C, without its 30 s grace period)
+        workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(workers) == 2
+        for pid in workers:
+            os.kill(int(pid), signal.SIGINT)
+        proc.wait(timeout=300)
+    text = (tmp_path / "log.txt").read_text()
+    steps = [s for s, _ in list_states(out)]
+    assert len(steps) == 1 and steps[0] % 6 == 0 and steps[0] > 6, text[-3000:]      # polled at step 12, not 7
+    assert f"SIGINT at step {steps[0]}" in text and read_config(out)["step"] == steps[0]

@@ -1,8 +1,10 @@
-"""The data-efficient training options (issue 11 item 2) through ``ganaug train`` on real keyword audio.
+"""The data-efficient training options (issue 11 item 2, made sound by issue 22) through ``ganaug train`` on
+real keyword audio.
 
 Each option trains a few CPU steps of a tiny conditional model on the mini Speech Commands fixture,
 logs its named loss terms, and resumes bit-exact: a run stopped at step 2 and rerun to step 3 ends
 with the same weights, optimizers, EMA, extra critics, ADA state and RNG as a run straight to step 3.
+Combinations that cannot work are one line before any work; the two presets say what they are.
 """
 
 from __future__ import annotations
@@ -47,13 +49,16 @@ def stats(ckpt: Path) -> list[dict]:
 
 OPTIONS = {
     "ema": (["--ema_decay=0.9"], {"D/wgan", "D/gp", "G/adv"}),
-    "diffaug_ada": (["--diffaug=shift,gain,cutout,band", "--ada_target=0.6", "--ada_kimg=0.004"], {"D/wgan", "aug/p"}),
+    "ema_no_rampup": (["--ema_decay=0.9", "--ema_rampup=0"], {"D/wgan", "G/adv"}),
+    "diffaug_ada": (["--loss=nsgan", "--r1_gamma=1.0", "--diffaug=shift,gain,cutout,band", "--ada_target=0.6",
+                     "--ada_kimg=0.004"], {"D/nsgan", "aug/p"}),
     "diffaug_fixed": (["--diffaug=shift,cutout", "--diffaug_p=0.5"], {"D/wgan", "D/gp"}),
     "nsgan_r1": (["--loss=nsgan", "--r1_gamma=1.0"], {"D/nsgan", "D/r1", "G/adv"}),
     "hinge_r1_lazy": (["--loss=hinge", "--r1_gamma=1.0", "--gp_interval=2"], {"D/hinge", "D/r1"}),
     "wgan_clip": (["--loss=wgan-clip"], {"D/wgan"}),
-    "lazy_gp": (["--gp_interval=3"], {"D/wgan", "D/gp"}),
-    "stft_critic": (["--stft_critic=True"], {"D/stft", "G/stft", "D/gp"}),
+    "stft_critic": (["--stft_critic=True"], {"D/stft", "G/stft", "D/gp", "D/stft_gp"}),
+    "stft_critic_hinge_lazy": (["--stft_critic=True", "--loss=hinge", "--r1_gamma=1.0", "--gp_interval=2"],
+                               {"D/stft", "D/r1", "D/stft_r1"}),
     "aux_projection": (["--aux_weight=1.0", "--aux=projection"], {"D/aux", "G/aux"}),
     "aux_acgan": (["--aux_weight=1.0", "--aux=acgan"], {"D/aux", "G/aux"}),
     "aux_frozen": (["--aux_weight=1.0", "--aux=frozen"], {"G/aux"}),
@@ -88,6 +93,7 @@ def test_option_trains_and_resumes_bit_exact(option, small, frozen_classifier, t
         assert any(k.startswith("D_aux.") for k in a)
     if option == "wgan_clip":
         assert all(v.abs().max() <= 0.01 for k, v in a.items() if k.startswith("D.") and v.is_floating_point())
+        assert "opt_D.0.square_avg" in a and not [k for k in a if k.endswith("exp_avg")]      # RMSProp, not Adam
     if option == "ema":
         assert all(torch.equal(exported[k], a[f"G_ema.{k}"]) for k in exported)
     G = load_generator(straight)
@@ -104,11 +110,19 @@ def test_default_options_log_what_they_did_before(small, tmp_path):
 @pytest.mark.parametrize("extra, fragment", [
     (["--loss=lsgan"], "loss='lsgan'"),
     (["--diffaug=flip"], "flip"),
-    (["--ada_target=0.6"], "diffaug"),
+    (["--loss=hinge", "--r1_gamma=1", "--ada_target=0.6"], "diffaug"),
     (["--gp_precision=bf16"], "gp_precision=float32"),
     (["--compile=max"], "compile='max'"),
     (["--gp_interval=0"], "gp_interval=0"),
     (["--aux_weight=1", "--aux=frozen", "--aux_classifier=/nonexistent/clf"], "/nonexistent/clf"),
+    # issue 22: the combinations that cannot work
+    (["--diffaug=shift", "--ada_target=0.6"], "WGAN critic has no fixed zero"),
+    (["--loss=wgan-clip", "--diffaug=shift", "--ada_target=0.6"], "--loss=nsgan or --loss=hinge"),
+    (["--gp_interval=4"], "gp_interval=4 with loss=wgan-gp"),
+    (["--loss=nsgan", "--gp_interval=4"], "r1_gamma=0.0"),
+    (["--ema_rampup=-1"], "ema_rampup=-1"),
+    (["--spectral_norm=True"], "spectral_norm=True (set in the command line) is a key of model tifgan"),
+    (["--griffin_lim_iters=4"], "model=wavegan does not take it"),
 ])
 def test_bad_options_are_one_clear_error(small, tmp_path, capsys, extra, fragment):
     assert cli(["train", COND, *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1", *extra]) == 2
@@ -170,12 +184,38 @@ def test_aux_needs_a_conditional_run(small, tmp_path, capsys):
     assert "conditional" in capsys.readouterr().err
 
 
-def test_fast_preset_trains_on_cpu(small, tmp_path):
-    """hparams/wavegan_fast.yaml (the short-GPU-budget preset) is a complete config; compile off on CPU."""
+def test_fast_preset_is_the_modern_recipe_and_trains_on_cpu(small, tmp_path):
+    """hparams/wavegan_fast.yaml: nsgan + lazy R1 (16) + 1 critic step + DiffAugment/ADA + EMA with ramp-up +
+    the AC-GAN head, float32 and eager; its lazy R1 pass runs on the first critic step."""
     out = tmp_path / "fast"
-    assert cli(["train", str(REPO / "hparams" / "wavegan_fast.yaml"), *small, f"--output_folder={out}",
-                "--max_steps=2", "--compile=none"]) == 0
+    assert cli(["train", "wavegan_fast", *small, f"--output_folder={out}", "--max_steps=2",
+                "--d_steps_per_g_step=1"]) == 0
     rows = stats(out)
-    assert {"D/wgan", "D/aux", "G/aux", "aug/p"} <= set().union(*rows)
-    assert "G_ema.dense.weight" in state(out, 2)
-    assert any(k.startswith("D_aux.") for k in state(out, 2))          # the AC-GAN head, not the projection term
+    assert {"D/nsgan", "D/r1", "D/aux", "G/aux", "aug/p"} <= set().union(*rows)
+    assert "D/gp" not in set().union(*rows)
+    saved = state(out, 2)
+    assert "G_ema.dense.weight" in saved and any(k.startswith("D_aux.") for k in saved)
+    meta = json.loads((out / "train_state" / "step_000000002" / "state.json").read_text())
+    group = meta["opt_D"]["param_groups"][0]
+    assert group["lr"] == pytest.approx(2e-4 * 16 / 17) and group["betas"] == pytest.approx([0.0, 0.99 ** (16 / 17)])
+    assert meta["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    hparams = (out / "hparams.yaml").read_text()
+    assert "amp: none" in hparams and "compile: none" in hparams
+
+
+def test_conditional_preset_is_the_papers_recipe():
+    from ganaug.config import load_hparams
+
+    hparams, _ = load_hparams("wavegan_conditional", {"data_folder": "x", "output_folder": "y"})
+    paper = {"conditional": True, "model": "wavegan", "model_dim": 64, "num_samples": 16384, "latent_dim": 100,
+             "phase_shuffle": 2, "loss": "wgan-gp", "gp_weight": 10.0, "d_steps_per_g_step": 5, "lr": 1e-4,
+             "betas": [0.5, 0.9], "batch_size": 64, "amp": "none", "compile": "none", "gp_interval": 1,
+             "diffaug": "", "aux_weight": 0.0, "ema_decay": 0.0, "stft_critic": False}
+    assert {k: hparams[k] for k in paper} == paper
+
+
+def test_nsgan_without_r1_warns_once(small, tmp_path):
+    with pytest.warns(UserWarning, match="no regulariser") as caught:
+        assert cli(["train", COND, *small, f"--output_folder={tmp_path / 'run'}", "--max_steps=1",
+                    "--loss=hinge"]) == 0
+    assert len([w for w in caught if "no regulariser" in str(w.message)]) == 1

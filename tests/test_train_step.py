@@ -1,10 +1,11 @@
 """The training step of issue 10 (no host sync, static shapes, compile) and the loop's clean stop (issue 15).
 
-- the new step (``ganaug.train.step.GanStep``) computes the losses and gradients of the plain
+- the step (``ganaug.train.step.GanStep``) computes the losses and gradients of the plain
   WGAN-GP step (written out here as the loop had it) on the same fixed batch;
-- ``torch._dynamo.explain`` finds no graph break in the critic's forward nor in the gradient penalty,
-  and the compiled step (``aot_eager`` backend: AOTAutograd without a C++ toolchain) matches eager;
-- static-shape phase shuffle equals the data-dependent one and draws uniformly from [-n, n];
+- ``torch._dynamo.explain`` finds no graph break in the critic's forward, the compiled step (G's forward
+  and D's scoring through ``aot_eager``: AOTAutograd without a C++ toolchain) matches eager, and a part
+  that fails to compile falls back to eager with one warning (issue 22);
+- static-shape phase shuffle equals WaveGAN's one-example-at-a-time shift and draws uniformly from [-n, n];
 - SIGINT/SIGTERM during ``ganaug train`` checkpoint, print how to resume, exit 130/143 without a traceback,
   and the resumed run is bit-exact; the loop leaves torch's global RNG and the CUDA flags as it found them.
 """
@@ -26,7 +27,6 @@ from safetensors.torch import load_file
 from ganaug.functional import draw_shifts, phase_shuffle
 from ganaug.models import WaveGANDiscriminator, WaveGANGenerator
 from ganaug.train.loop import _cuda_flags, train_gan
-from ganaug.train.losses import input_gradient_penalty
 from ganaug.train.options import TrainOptions
 from ganaug.train.state import list_states
 from ganaug.train.step import GanStep
@@ -67,7 +67,7 @@ def test_new_step_computes_the_plain_wgan_gp_losses_and_gradients(clips):
     run = build(clips)
     G, D, n = run.G, run.D, run.batch
     batch = run.draw_critic_batch(regularize=True)
-    loss, terms, _ = run.critic_losses(batch, True)
+    loss, terms, _ = run.critic_losses(batch, penalties=True)
     D.zero_grad()
     loss.backward()
     new_d = grads(D)
@@ -108,7 +108,7 @@ def test_generator_step_reads_no_audio(clips):
     assert calls == [run.batch]
 
 
-def test_critic_forward_and_gradient_penalty_have_no_graph_break(clips):
+def test_critic_forward_has_no_graph_break(clips):
     run = build(clips)
     D, n = run.D, 6
     x, y = clips[0][:n], clips[1][:n]
@@ -116,14 +116,6 @@ def test_critic_forward_and_gradient_penalty_have_no_graph_break(clips):
     torch._dynamo.reset()
     forward = torch._dynamo.explain(lambda x, y, s: D(x, y, shifts=s))(x, y, shifts)
     assert forward.graph_break_count == 0 and forward.graph_count == 1, forward.break_reasons
-
-    def penalty(x, probe, y, s):
-        return input_gradient_penalty(D, x, probe, y, 1.0, s)
-
-    probe = torch.zeros_like(x, requires_grad=True)
-    with torch._dynamo.config.patch(trace_autograd_ops=True):
-        gp = torch._dynamo.explain(penalty)(x, probe, y, shifts)
-    assert gp.graph_break_count == 0 and gp.graph_count == 1, gp.break_reasons
 
 
 def test_compiled_step_matches_eager(clips):
@@ -161,7 +153,6 @@ def test_static_phase_shuffle_equals_the_data_dependent_one_and_draws_uniformly(
 
     expected = torch.stack([one(x[b], int(s)) for b, s in enumerate(shifts)])
     assert torch.equal(phase_shuffle(x, shifts, 2), expected)     # static shapes (the training path)
-    assert torch.equal(phase_shuffle(x, shifts), expected)        # bound read from the shifts
     many = draw_shifts(2, (50_000,), torch.Generator().manual_seed(2))
     counts = torch.bincount(many + 2, minlength=5).float() / many.numel()
     assert many.min() == -2 and many.max() == 2 and torch.allclose(counts, torch.full((5,), 0.2), atol=0.01)

@@ -19,11 +19,11 @@ trains it, and metrics and the label-consistency filter load it.
 from ganaug.models.classifier import KWSClassifier, is_classifier, load_classifier, save_classifier
 from ganaug.models.specgan import SpecGANDiscriminator, SpecGANGenerator
 from ganaug.models.tifgan import TiFGANDiscriminator, TiFGANGenerator
-from ganaug.models.wavegan import PRESETS, PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
+from ganaug.models.wavegan import PhaseShuffle, WaveGANDiscriminator, WaveGANGenerator
 
 GENERATORS = {"wavegan": WaveGANGenerator, "specgan": SpecGANGenerator, "tifgan": TiFGANGenerator}
 DISCRIMINATORS = {"wavegan": WaveGANDiscriminator, "specgan": SpecGANDiscriminator, "tifgan": TiFGANDiscriminator}
 
 __all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "SpecGANGenerator", "SpecGANDiscriminator",
-           "TiFGANGenerator", "TiFGANDiscriminator", "PhaseShuffle", "PRESETS", "GENERATORS", "DISCRIMINATORS",
+           "TiFGANGenerator", "TiFGANDiscriminator", "PhaseShuffle", "GENERATORS", "DISCRIMINATORS",
            "KWSClassifier", "save_classifier", "load_classifier", "is_classifier"]

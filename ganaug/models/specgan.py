@@ -25,7 +25,7 @@ import functools
 import torch
 from torch import nn
 
-from ganaug.functional import phase_shuffle, projection_critic
+from ganaug.functional import draw_shifts, phase_shuffle, projection_critic
 from ganaug.models.sampling import Sampling
 from ganaug.spectral import SPECGAN_N_FFT, griffin_lim, hann_istft, hann_stft
 
@@ -109,8 +109,9 @@ class SpectrogramGenerator(Sampling, nn.Module):
 
 
 class SpectrogramDiscriminator(nn.Module):
-    """Stride-2 conv2d stack, LeakyReLU 0.2, optional phase shuffle along time, flatten, dense -> 1;
-    projection conditioning as in ``WaveGANDiscriminator``."""
+    """Stride-2 conv2d stack, LeakyReLU 0.2, optional phase shuffle along time after every layer but the last
+    (its shifts drawn by the caller, as for ``WaveGANDiscriminator``), flatten, dense -> 1; projection
+    conditioning as in ``WaveGANDiscriminator``."""
 
     def __init__(self, widths, final, kernel, label_names, phase_shuffle=0, spectral_norm=False):
         super().__init__()
@@ -118,6 +119,8 @@ class SpectrogramDiscriminator(nn.Module):
         if phase_shuffle < 0:
             raise ValueError(f"phase_shuffle={phase_shuffle}: must be >= 0")
         self.phase_shuffle = phase_shuffle
+        #: phase-shuffle layers, i.e. rows of the ``shifts`` that ``forward`` takes (0 when off)
+        self.shuffle_layers = len(widths) - 2 if phase_shuffle else 0
         pad, _ = _same(kernel)
         self.convs = nn.ModuleList(
             _maybe_sn(nn.Conv2d(c_in, c_out, kernel, 2, padding=pad), spectral_norm)
@@ -129,25 +132,28 @@ class SpectrogramDiscriminator(nn.Module):
             self.embed = nn.Embedding(len(self.label_names), features)
             nn.init.zeros_(self.embed.weight)  # starts as the unconditional critic
 
-    def _shuffle(self, x: torch.Tensor) -> torch.Tensor:
+    def _shuffle(self, x: torch.Tensor, shifts: torch.Tensor | None) -> torch.Tensor:
         if self.phase_shuffle == 0 or not self.training:
             return x
         b, c, f, t = x.shape
-        shifts = torch.randint(-self.phase_shuffle, self.phase_shuffle + 1, (b,), device=x.device)
+        if shifts is None:
+            shifts = draw_shifts(self.phase_shuffle, (b,), device=x.device)
         return phase_shuffle(x.reshape(b, c * f, t), shifts, self.phase_shuffle).view(b, c, f, t)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
         x = x.unsqueeze(1) if x.dim() == 3 else x
         for i, conv in enumerate(self.convs):
             x = nn.functional.leaky_relu(conv(x), 0.2)
             if i < len(self.convs) - 1:
-                x = self._shuffle(x)
+                x = self._shuffle(x, None if shifts is None else shifts[i])
         return x.flatten(1)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """``(batch, 1, bins, frames)`` -> ``(batch,)``."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None,
+                shifts: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, 1, bins, frames)`` -> ``(batch,)``. ``shifts``: phase-shuffle shifts along time
+        ``(shuffle_layers, batch)`` (training mode); ``None`` draws them from torch's default generator."""
         embed = self.embed if self.label_names is not None else None
-        return projection_critic(self.features(x), self.dense, embed, labels)
+        return projection_critic(self.features(x, shifts), self.dense, embed, labels)
 
 
 def _check_specgan(model_dim: int, num_samples: int):

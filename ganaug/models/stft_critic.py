@@ -2,8 +2,10 @@
 
 ``MultiResolutionSTFTCritic(label_names, resolutions, channels)`` scores a waveform ``(batch, time)``
 by one small 2-D conv stack per STFT resolution (``(n_fft, hop)``, default UnivNet's
-``(512, 128), (1024, 256), (256, 64)``) on the log-magnitude spectrogram, and sums the resolutions'
-scores: ``(batch,)``. Each stack ends in a patch map whose mean is the unconditional score; a
+``(512, 128), (1024, 256), (256, 64)``) on the log-magnitude spectrogram: scores
+``(resolutions, batch)``, one critic per resolution. The training loss is applied to each resolution
+and the losses are added (as multi-scale critics do: summing the scores first would let one resolution
+meet every hinge or logistic margin for all). Each stack ends in a patch map whose mean is the unconditional score; a
 conditional critic adds the same projection term as the waveform critic (Miyato & Koyama 2018),
 ``<embed(y), h>`` with ``h`` the pooled last feature map, the embedding initialised at zero.
 
@@ -54,7 +56,7 @@ class _ResolutionCritic(nn.Module):
 
 
 class MultiResolutionSTFTCritic(nn.Module):
-    """Critic on STFT magnitudes at several resolutions: ``forward(x, labels=None)`` -> ``(batch,)``.
+    """Critics on STFT magnitudes at several resolutions: ``forward(x, labels=None)`` -> ``(resolutions, batch)``.
 
     Args:
         label_names: label names of a conditional critic (projection term), ``None`` unconditional.
@@ -84,4 +86,4 @@ class MultiResolutionSTFTCritic(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 2:
             raise ValueError(f"the STFT critic takes waveforms (batch, time), got shape {tuple(x.shape)}")
-        return sum(critic(x, labels) for critic in self.critics)
+        return torch.stack([critic(x, labels) for critic in self.critics])

@@ -2,7 +2,9 @@
 
 Generator: z ~ U(-1,1)^100 -> dense -> (16, 16d) -> ReLU -> 5 transposed conv1d (kernel 25,
 stride 4) -> tanh; 16384 samples. 32768 and 65536 add a sixth layer (stride 2 or 4) as in the
-authors' code. Discriminator mirrors it with LeakyReLU(0.2) and phase shuffle (n=2).
+authors' code, last in G and last in D (D's five stride-4 layers come first, then the extra one).
+Discriminator mirrors it with LeakyReLU(0.2) and phase shuffle (n=2) after every layer but the last.
+The sizes a run uses (d=64 paper, d=16 CPU, ...) are the YAML presets of ``hparams/``.
 
 Conditioning (``label_names`` given): G concatenates a learned label embedding to z; D is a
 *projection* discriminator (Miyato & Koyama 2018): ``D(x, y) = w.h(x) + <embed(y), h(x)>``.
@@ -21,18 +23,10 @@ from torch import nn
 from ganaug.functional import draw_shifts, phase_shuffle, projection_critic
 from ganaug.models.sampling import Sampling
 
-__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "PRESETS", "SUPPORTED_LENGTHS"]
+__all__ = ["WaveGANGenerator", "WaveGANDiscriminator", "PhaseShuffle", "SUPPORTED_LENGTHS"]
 
 SUPPORTED_LENGTHS = (16384, 32768, 65536)
 KERNEL_SIZE = 25
-#: name -> constructor kwargs shared by G and D
-PRESETS = {
-    "paper": {"model_dim": 64, "num_samples": 16384},
-    "paper_32k": {"model_dim": 64, "num_samples": 32768},
-    "paper_64k": {"model_dim": 64, "num_samples": 65536},
-    "small": {"model_dim": 32, "num_samples": 16384},
-    "tiny": {"model_dim": 16, "num_samples": 16384},
-}
 
 
 def _check(model_dim: int, num_samples: int, label_names):
@@ -48,7 +42,8 @@ def _check(model_dim: int, num_samples: int, label_names):
 
 
 def _strides(num_samples: int) -> list[int]:
-    """Stride of each conv layer between length 16 and ``num_samples``."""
+    """Stride of each conv layer between length 16 and ``num_samples``, in G's order (D uses the same order:
+    in the authors' code the extra layer of a long model is the last of both)."""
     return {16384: [4] * 5, 32768: [4] * 5 + [2], 65536: [4] * 6}[num_samples]
 
 
@@ -167,7 +162,7 @@ class WaveGANDiscriminator(nn.Module):
         self.label_names = _check(model_dim, num_samples, label_names)
         self.model_dim, self.num_samples, self.phase_shuffle = model_dim, num_samples, phase_shuffle
         widths = _widths(model_dim, num_samples)[::-1]
-        strides = _strides(num_samples)[::-1]
+        strides = _strides(num_samples)
         self.convs = nn.ModuleList(
             nn.Conv1d(c_in, c_out, KERNEL_SIZE, stride, padding=_same_padding(stride))
             for c_in, c_out, stride in zip(widths[:-1], widths[1:], strides)

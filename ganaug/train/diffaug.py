@@ -12,17 +12,16 @@ independently with probability ``p``:
 
 Every random number is drawn by :meth:`DiffAugment.draw` (on the training loop's device generator,
 no host synchronisation); :meth:`DiffAugment.apply` is a pure function of the clips and those
-draws, with static shapes, so it compiles. :class:`AdaptiveP` adjusts ``p`` from the critic's
-overfitting signal ``r_t = E[sign D(real)]`` as ADA does: every ``interval`` critic steps ``p``
-moves by ``sign(r_t - target) * clips / (kimg * 1000)``, clamped to [0, 1]. ``p`` is a device
-tensor, saved in the training state.
+draws, with static shapes, so it compiles. :class:`AugmentPipe` holds ``p`` as state: fixed, or
+adjusted from the critic's overfitting signal ``r_t = E[sign D(real)]`` as ADA does (nsgan and hinge
+critics only: see its docstring). ``p`` is a device tensor, saved in the training state.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["DiffAugment", "AdaptiveP"]
+__all__ = ["DiffAugment", "AugmentPipe"]
 
 SHIFT_FRACTION = 1 / 8
 GAIN_DB = 6.0
@@ -94,22 +93,39 @@ class DiffAugment:
         return x
 
 
-class AdaptiveP:
-    """ADA's controller of the augmentation probability ``p`` (a device tensor; no host synchronisation).
+class AugmentPipe:
+    """DiffAugment with its probability ``p`` as state: fixed, or adapted by ADA (Karras et al. 2020).
 
-    ``observe(real_scores)`` after each critic step; every ``interval`` observations ``p`` moves by
-    ``sign(mean sign(D(real)) - target) * clips_seen / (kimg * 1000)`` (over all processes under torchrun).
+    ``draw``/``apply`` as :class:`DiffAugment` at the current ``p``. With ``ada_target > 0``, ``p``
+    starts at 0 and ``observe(real_scores)`` after each critic step moves it, every ``interval``
+    observations, by ``sign(mean sign(D(real)) - target) * clips_seen / (kimg * 1000)`` (summed over all
+    processes under torchrun), clamped to [0, 1]. ADA's signal assumes scores centred on a decision
+    boundary at 0 (logits of ``nsgan``, margins of ``hinge``); a WGAN critic has none (its loss is unchanged
+    by ``D + c``), which is why :class:`~ganaug.train.options.TrainOptions` refuses ADA with WGAN losses.
+    ``p`` lives on the device: no host synchronisation.
     """
 
-    def __init__(self, target: float, kimg: float, device, p: float = 0.0, interval: int = 4, reduce=None):
-        self.target, self.kimg, self.interval = target, kimg, interval
+    def __init__(self, policy: str, num_samples: int, device, p: float = 1.0, ada_target: float = 0.0,
+                 ada_kimg: float = 100.0, interval: int = 4, reduce=None):
+        self.augment = DiffAugment(policy, num_samples)
+        self.target, self.kimg, self.interval = ada_target, ada_kimg, interval
+        self.adaptive = ada_target > 0
         self.reduce = reduce          # sums a device tensor over processes in place (torchrun); None: one process
-        self.p = torch.tensor(float(p), device=device)
+        self.p = torch.tensor(0.0 if self.adaptive else float(p), device=device)
         self.sign_sum = torch.zeros((), device=device)
         self.clips = 0
         self.calls = 0
 
+    def draw(self, n: int, generator: torch.Generator, device) -> dict[str, torch.Tensor]:
+        return self.augment.draw(n, self.p, generator, device)
+
+    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.augment.apply(x, params)
+
     def observe(self, real_scores: torch.Tensor) -> None:
+        """ADA's update from the critic's scores on (augmented) real clips; nothing when ``p`` is fixed."""
+        if not self.adaptive:
+            return
         self.sign_sum = self.sign_sum + real_scores.detach().float().sign().sum()
         self.clips += real_scores.shape[0]
         self.calls += 1
@@ -123,13 +139,14 @@ class AdaptiveP:
             self.clips = 0
 
     def state(self) -> dict[str, torch.Tensor]:
-        """What resume needs (``calls`` restarts at a checkpoint, which falls on a multiple of ``interval``)."""
+        """What resume needs (ADA only: a fixed ``p`` comes from the options)."""
+        if not self.adaptive:
+            return {}
         return {"ada.p": self.p.detach().clone().reshape(1), "ada.sign_sum": self.sign_sum.detach().clone().reshape(1),
                 "ada.clips": torch.tensor([self.clips]), "ada.calls": torch.tensor([self.calls])}
 
     def load(self, tensors: dict) -> None:
-        if "ada.p" in tensors:
+        if self.adaptive and "ada.p" in tensors:
             self.p = tensors["ada.p"].reshape(()).to(self.p.device)
             self.sign_sum = tensors["ada.sign_sum"].reshape(()).to(self.p.device)
             self.clips, self.calls = int(tensors["ada.clips"]), int(tensors["ada.calls"])
-

@@ -46,13 +46,15 @@ class Dist:
                 dist.broadcast(tensor.data, src=0)
 
     def average_gradients(self, module: torch.nn.Module) -> None:
-        """All-reduce (mean) the gradients of ``module`` in one flat buffer; missing grads count as 0."""
+        """All-reduce (mean) the gradients of ``module`` in one flat buffer. Parameters without a gradient
+        (e.g. the class head in the lazy R1 pass) keep none, so the optimizer skips them as it does on one
+        process; which parameters have one is decided by the step's code, the same on every process."""
         if not self.active:
             return
-        params = [p for p in module.parameters() if p.requires_grad]
+        params = [p for p in module.parameters() if p.requires_grad and p.grad is not None]
         if not params:
             return
-        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
         dist.all_reduce(flat)
         flat /= self.world_size
         offset = 0

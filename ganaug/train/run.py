@@ -7,9 +7,11 @@ the same command resumes every directory from its newest intact checkpoint (labe
 trained to ``max_steps`` are skipped). Training reads the TRAIN split only: the speakers of the
 valid and test splits are never seen by a generator.
 
-The YAML's ``model`` names the generator family (``ganaug.models.GENERATORS``); the YAML keys
-that the family's constructors accept (``model_dim``, ``num_samples``, ...) are passed to them,
-those of :class:`~ganaug.train.loop.TrainOptions` to the loop. Any other key is an error naming it.
+The YAML's ``model`` names the generator family (``ganaug.models.GENERATORS``); its keys are declared
+in :data:`MODEL_KEYS` (``model_dim``, ``num_samples``, ...) and passed to its constructors, those of
+:class:`~ganaug.train.loop.TrainOptions` to the loop. Any other key is an error naming it, and so is a
+key of another family set by a preset or on the command line (``--spectral_norm=True`` on a WaveGAN run),
+before any work.
 
 One run at a time per output folder (``ganaug.io.lock``): a second ``ganaug train`` on a folder in
 use exits 2 naming the holder. A run whose saved settings differ is refused before anything is
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import inspect
 import os
 import sys
 from dataclasses import fields
@@ -30,21 +31,31 @@ from pathlib import Path
 import torch
 
 from ganaug.checkpoint import is_checkpoint, read_config
-from ganaug.config import HparamsError, load_hparams, split_labels
+from ganaug.config import HparamsError, chain, load_hparams, split_labels
 from ganaug.io import CheckpointError, FolderLocked, WriteError, atomic_write, lock
 from ganaug.train import state as st
 from ganaug.train.distributed import setup
 from ganaug.train.loop import TrainOptions, train_gan
+from ganaug.train.options import check_for_model
 
-__all__ = ["main", "train", "build_models"]
+__all__ = ["main", "train", "build_models", "preset_models", "MODEL_KEYS"]
 
 RESOLVED_YAML = "hparams.yaml"
-# keys the run itself reads (data, placement, output); the model's and the loop's keys come from
-# the constructors' signatures and TrainOptions' fields (see known_keys)
+# keys the run itself reads (data, placement, output); the model's keys are MODEL_KEYS, the loop's
+# TrainOptions' fields
 RUN_KEYS = ("data_folder", "output_folder", "labels", "conditional", "model", "speaker_fraction", "data_seed",
             "cache_dir", "device", "num_threads", "progress", "sample_rate", "num_samples",
             "base")   # a preset's parent (ARCHITECTURE: presets are `base: NAME` plus the keys they change)
-_SET_BY_RUN = ("name", "metadata", "label_names", "self")   # filled in by the run, never by the YAML
+_SET_BY_RUN = ("name", "metadata")   # TrainOptions fields filled in by the run, never by the YAML
+_SHARED = ("model_dim", "num_samples", "latent_dim", "sample_rate", "embedding_dim")
+#: family -> (generator keys, critic keys): the YAML keys each constructor takes (``label_names`` is the run's).
+#: The root YAML (wavegan.yaml) defines them all; a run refuses another family's key set above it.
+MODEL_KEYS = {
+    "wavegan": ((*_SHARED, "post_filter_len"), ("model_dim", "num_samples", "phase_shuffle")),
+    "specgan": ((*_SHARED, "griffin_lim_iters", "griffin_lim_momentum"), ("model_dim", "num_samples", "phase_shuffle")),
+    "tifgan": ((*_SHARED, "dynamic_range", "griffin_lim_iters", "spectral_norm"),
+               ("model_dim", "num_samples", "phase_shuffle", "spectral_norm")),
+}
 
 
 def main(hparams_file, overrides: dict[str, str] | None = None) -> int:
@@ -69,31 +80,51 @@ def _family(hparams: dict):
     return family, GENERATORS[family], DISCRIMINATORS[family]
 
 
+def _family_keys(family: str) -> set[str]:
+    generator, critic = MODEL_KEYS[family]
+    return set(generator) | set(critic)
+
+
 def known_keys(hparams: dict) -> set[str]:
-    """Every YAML key ``ganaug train`` can use: run keys, TrainOptions, and the constructors of every
-    trainable family (the GAN presets share one base file, so a WaveGAN run's YAML also carries the
-    SpecGAN/TiFGAN keys; a key no family takes is a typo)."""
-    from ganaug.models import DISCRIMINATORS, GENERATORS
-
+    """Every YAML key ``ganaug train`` can read: run keys, TrainOptions, and every family's model keys (the GAN
+    presets share one root file); which of the model keys a run may SET is :func:`check_keys`' business."""
     _family(hparams)   # an unknown model is its own error
-    keys = set(RUN_KEYS) | _option_names()
-    for cls in (*GENERATORS.values(), *DISCRIMINATORS.values()):
-        keys |= set(inspect.signature(cls.__init__).parameters)
-    return keys - set(_SET_BY_RUN) - {"self", "args", "kwargs"}
+    return set(RUN_KEYS) | _option_names() | set().union(*map(_family_keys, MODEL_KEYS))
 
 
-def check_keys(hparams: dict, hparams_file) -> None:
-    """An unknown key (a typo) is an error naming it and the keys a run takes."""
+def set_keys(hparams_file, overrides: dict | None) -> dict[str, str]:
+    """``{key: where}`` of the keys set above the root file: by a preset of the ``base:`` chain, or on the
+    command line (the root file's values are every family's defaults)."""
+    from ruamel.yaml import YAML
+
+    where = {}
+    for path in chain(hparams_file)[1:]:
+        for key in YAML(typ="safe").load(path.read_text()) or {}:
+            where[key] = path.name
+    where.update({key: "the command line" for key in overrides or {}})
+    where.pop("base", None)
+    return where
+
+
+def check_keys(hparams: dict, hparams_file, overrides: dict | None = None) -> None:
+    """An unknown key (a typo), or a key of another model family set by a preset or an override, is an error
+    naming it and the fix."""
     known = known_keys(hparams)
     unknown = sorted(k for k in hparams if k not in known)
     if unknown:
         raise HparamsError(f"{hparams_file}: unknown keys {unknown}; keys ganaug train takes: {sorted(known)}")
+    family = hparams.get("model", "wavegan")
+    mine = _family_keys(family)
+    for key, where in set_keys(hparams_file, overrides).items():
+        owners = [f for f in MODEL_KEYS if key in _family_keys(f)]
+        if owners and key not in mine:
+            raise HparamsError(f"{key}={hparams[key]!r} (set in {where}) is a key of model {' and '.join(owners)}; "
+                               f"model={family} does not take it: remove it, or train --model={owners[0]}")
 
 
-def _kwargs_for(cls, hparams: dict, **fixed) -> dict:
-    """The YAML entries that ``cls``'s constructor takes by name, plus ``fixed``."""
-    accepted = inspect.signature(cls.__init__).parameters
-    return {**{k: v for k, v in hparams.items() if k in accepted}, **fixed}
+def _kwargs_for(keys, hparams: dict, **fixed) -> dict:
+    """The YAML entries named in ``keys``, plus ``fixed``."""
+    return {**{k: hparams[k] for k in keys if k in hparams}, **fixed}
 
 
 def build_models(hparams: dict, label_names: list[str] | None):
@@ -102,22 +133,33 @@ def build_models(hparams: dict, label_names: list[str] | None):
     The seed drives a private copy of torch's RNG (``fork_rng``): the caller's global RNG is untouched.
     """
     family, generator, critic = _family(hparams)
+    g_keys, d_keys = MODEL_KEYS[family]
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(hparams.get("seed", 0)))
-            G = generator(**_kwargs_for(generator, hparams, label_names=label_names))
-            D = critic(**_kwargs_for(critic, hparams, label_names=label_names))
+            G = generator(**_kwargs_for(g_keys, hparams, label_names=label_names))
+            D = critic(**_kwargs_for(d_keys, hparams, label_names=label_names))
     except (TypeError, ValueError) as err:
         raise HparamsError(f"model={family}: {err}") from err
     return G, D
 
 
+def preset_models(preset: str = "wavegan", label_names: list[str] | None = None, **overrides):
+    """``(generator, critic)`` as the YAML preset ``preset`` (with ``--key=value`` ``overrides``) builds them:
+    ``wavegan`` is the paper's d=64, ``wavegan_cpu`` d=16, ``wavegan_tiny`` d=8 (tests and benches)."""
+    hparams, _ = load_hparams(preset, {"data_folder": "", "output_folder": "", **overrides})
+    return build_models(hparams, label_names)
+
+
 def _options(hparams: dict, **extra) -> TrainOptions:
+    """The loop's options, checked against the model family and conditioning before any work."""
     names = _option_names()
     try:
-        return TrainOptions(**{k: v for k, v in hparams.items() if k in names}, **extra)
+        opts = TrainOptions(**{k: v for k, v in hparams.items() if k in names}, **extra)
+        check_for_model(opts, hparams.get("model", "wavegan"), hparams.get("conditional") is True)
     except (TypeError, ValueError) as err:
         raise HparamsError(f"{err}; fix it in the YAML or with --key=value") from err
+    return opts
 
 
 def _dataset(hparams: dict, labels: list[str]):
@@ -160,7 +202,7 @@ def _decode(hparams: dict, dataset, dist):
 def train(hparams_file, overrides: dict | None = None) -> list[Path]:
     """Run ``ganaug train``; returns the checkpoint directories written."""
     hparams, resolved = load_hparams(hparams_file, overrides)
-    check_keys(hparams, hparams_file)
+    check_keys(hparams, hparams_file, overrides)
     labels = split_labels(hparams.get("labels"))
     if not labels:
         raise HparamsError(f"{hparams_file}: no labels; give --labels=yes,no (comma-separated label names)")
