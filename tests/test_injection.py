@@ -82,6 +82,25 @@ def test_soft_labels_from_a_filter_of_the_same_speakers(mini_sc, weak_generator,
     assert soft["synthetic_rows"] > 0 and soft["injection"]["temperature"] == pytest.approx(saved["temperature"])
 
 
+def test_a_bank_of_ganaug_generate_feeds_a_kws_run_and_its_checkpoints(mini_sc, weak_generator, tmp_path):
+    """gan_ckpt may be a bank (what `ganaug ablate --conditional_ckpt=BANK` passes down): it is read, its
+    contents sign the run's checkpoints, and a bank with other clips is refused on resume."""
+    from ganaug.augment import generate_bank
+    from ganaug.kws.recipe import inputs_fingerprint
+
+    bank = tmp_path / "bank"
+    generate_bank(weak_generator, bank, per_label=4, labels=["yes", "no"], seed=0, progress=False)
+    hp = {**SMALL, "data_folder": str(mini_sc), "output_folder": str(tmp_path / "run"), "gan_ckpt": str(bank),
+          "gan_mode": "append", "gan_ratio": 0.5}
+    out = run_kws("kws", hp)
+    assert out["synthetic_rows"] > 0
+    signed = inputs_fingerprint({**hp, "noise_folder": "", "classic_augment": False, "gan_filter_classifier": ""})
+    other = tmp_path / "other"
+    generate_bank(weak_generator, other, per_label=4, labels=["yes", "no"], seed=1, progress=False)
+    assert signed.startswith("bank:") and signed != inputs_fingerprint(
+        {**hp, "gan_ckpt": str(other), "noise_folder": "", "classic_augment": False, "gan_filter_classifier": ""})
+
+
 def test_the_ablation_runs_each_gan_arm_once_per_injection_option(tmp_path):
     hp, _ = load_hparams("ablation_quick", {"data_folder": "d", "output_folder": "o", "speaker_fractions": "[1.0]",
                                             "seeds": "[0]", "tstr": "true", "augmentations": "[none, classic+gan]",

@@ -125,11 +125,15 @@ def inputs_fingerprint(hp: dict) -> str:
         parts += [f"{p.relative_to(noise)}:{p.stat().st_size}" for p in sorted(noise.rglob("*")) if p.is_file()]
     ckpt = str(hp["gan_ckpt"] or "")
     if ckpt and Path(ckpt).is_dir():                 # a missing folder is reported by make_injection
+        from ganaug.augment.bank import SyntheticBank, is_bank
         from ganaug.augment.source import GeneratorSource
-        from ganaug.checkpoint import WEIGHTS_FILE
+        from ganaug.checkpoint import WEIGHTS_FILE, is_checkpoint
 
-        parts += [f"{label}:{file_sha256(path / WEIGHTS_FILE)}"
-                  for label, (path, _) in GeneratorSource(ckpt).entries.items()]
+        if is_bank(ckpt) and not is_checkpoint(ckpt):   # a bank of ganaug generate: its index files' contents
+            parts.append(f"bank:{SyntheticBank(ckpt).content_key()}")
+        else:
+            parts += [f"{label}:{file_sha256(path / WEIGHTS_FILE)}"
+                      for label, (path, _) in GeneratorSource(ckpt).entries.items()]
     filter_dir = Path(str(hp["gan_filter_classifier"] or ""))
     if ckpt and (filter_dir / "classifier.safetensors").is_file():
         parts.append(f"filter:{file_sha256(filter_dir / 'classifier.safetensors')}")
