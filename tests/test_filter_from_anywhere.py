@@ -15,7 +15,7 @@ import pytest
 
 from ganaug.augment.filter import default_filter_dir, filter_config
 from ganaug.cli import main as cli_main
-from ganaug.kws.generate import filter_for_config
+from ganaug.kws.generate import filter_classifier_for, filter_for_config
 
 TINY = {"number_of_epochs": 1, "batch_size": 8, "channels": 8, "num_blocks": 1}   # a filter classifier, small for CI
 
@@ -65,3 +65,5 @@ def test_the_filter_trains_on_the_given_folder_and_generate_finds_it(moved, tmp_
     assert cli_main(["generate", str(moved / "runs/cond"), "--per-label", "2", "--out", "bank", "--min_confidence",
                      "0.01", "--data_folder", str(moved / "elsewhere"), "--device", "cpu"]) == 0
     assert "acceptance at min_confidence=0.01" in capsys.readouterr().out
+    # the bank finds its generator's filter (what a kws run or an ablation given a bank uses by default)
+    assert filter_classifier_for(Path("bank"), "cpu", progress=False) == folder

@@ -25,13 +25,16 @@ __all__ = ["main", "filter_classifier_for", "filter_for_config"]
 
 
 def filter_classifier_for(ckpt, device=None, data_folder=None, progress: bool = True, noise_folder=None) -> Path:
-    """The default filter of the generator(s) in ``ckpt``: the reference classifier of their TRAIN split,
-    found where it lives or trained there first (:func:`filter_for_config`; ``noise_folder``: its classic
-    augmentation's background noise, default ``auto``)."""
+    """The default filter of the generator(s) in ``ckpt`` (or of the generator a bank of ``ganaug generate``
+    came from): the reference classifier of their TRAIN split, found where it lives or trained there first
+    (:func:`filter_for_config`; ``noise_folder``: its classic augmentation's background noise, default ``auto``)."""
+    from ganaug.augment.bank import SyntheticBank, is_bank
+    from ganaug.checkpoint import is_checkpoint
     from ganaug.kws.reference import noise_overrides
 
-    return filter_for_config(next(iter(GeneratorSource(ckpt).configs.values())), device, data_folder, progress,
-                             overrides=noise_overrides(noise_folder))
+    config = (SyntheticBank(ckpt).filter_config() if is_bank(ckpt) and not is_checkpoint(ckpt)
+              else next(iter(GeneratorSource(ckpt).configs.values())))
+    return filter_for_config(config, device, data_folder, progress, overrides=noise_overrides(noise_folder))
 
 
 def filter_for_config(config: dict, device=None, data_folder=None, progress: bool = True, **kw) -> Path:
