@@ -4,6 +4,7 @@ root) a real small tmpfs."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -240,6 +241,24 @@ def umount(folder: Path) -> None:
     subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
+@contextlib.contextmanager
+def read_only_folder(folder: Path):
+    """``folder`` made read-only while the block runs: a read-only tmpfs where this machine lets the tests
+    mount one (root), else permissions (enforced for non-root users)."""
+    mounted = mount_tmpfs(folder, "1m")
+    try:
+        if mounted:
+            assert subprocess.run(["mount", "-o", "remount,ro", str(folder)]).returncode == 0
+        else:
+            folder.chmod(0o555)
+        yield folder
+    finally:
+        if mounted:
+            umount(folder)
+        else:
+            folder.chmod(0o755)
+
+
 @pytest.fixture
 def small_fs(tmp_path):
     """A 2 MB tmpfs (a real full disk) where this machine lets the tests mount one, else ``None``."""
@@ -268,19 +287,10 @@ def test_full_disk_is_a_one_line_error_naming_the_folder_and_no_temp_is_left(sma
 
 def test_read_only_folder_is_a_one_line_error(tmp_path):
     folder = tmp_path / "ro"
-    mounted = mount_tmpfs(folder, "1m")
-    try:
-        if mounted:
-            assert subprocess.run(["mount", "-o", "remount,ro", str(folder)]).returncode == 0
-        else:  # not root: permissions are enforced
-            folder.chmod(0o555)
+    with read_only_folder(folder):
         with pytest.raises(WriteError) as caught:
             atomic_write_json(folder / "config.json", {})
         assert str(caught.value) == f"cannot write to {folder} (read-only)"
         with pytest.raises(WriteError, match="read-only"):
             with lock(folder):
                 pass
-    finally:
-        if mounted:
-            umount(folder)
-        folder.chmod(0o755)

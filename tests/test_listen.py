@@ -327,16 +327,11 @@ def test_server_answers_hostile_bodies_with_400_and_one_log_line(server, fresh, 
 
 
 def test_server_answers_500_with_one_log_line_when_the_answers_folder_cannot_be_written(server, fresh, capfd):
-    from test_io import mount_tmpfs, umount
+    from test_io import read_only_folder
 
     answers = fresh / "answers"
     shutil.rmtree(answers, ignore_errors=True)
-    mounted = mount_tmpfs(answers, "1m")
-    try:
-        if mounted:
-            assert subprocess.run(["mount", "-o", "remount,ro", str(answers)]).returncode == 0
-        else:
-            answers.chmod(0o555)
+    with read_only_folder(answers):
         item = json.loads((fresh / "test.json").read_text())["items"][0]["id"]
         ok = {"listener": "ann", "kind": "clip", "id": item, "label": "yes", "quality": 4, "intelligibility": 5}
         status, reply = _post(server, ok)                                 # was: a dropped connection, a traceback
@@ -344,7 +339,3 @@ def test_server_answers_500_with_one_log_line_when_the_answers_folder_cannot_be_
         err = capfd.readouterr().err
         assert "Traceback" not in err and err.count("\n") == 1 and "500 answer not saved" in err
         assert _get(server, "/api/state?listener=ann")[0] == 200             # the server serves on
-    finally:
-        if mounted:
-            umount(answers)
-        answers.chmod(0o755)

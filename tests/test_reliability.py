@@ -214,22 +214,13 @@ def test_clip_cache_is_readable_by_others_and_matches_decoding(mini_sc, tmp_path
 
 
 def test_a_read_only_cache_folder_says_where_to_put_the_cache(mini_sc, tmp_path):
-    from test_io import mount_tmpfs, umount
+    from test_io import read_only_folder
 
     cache = tmp_path / "cache"
-    mounted = mount_tmpfs(cache, "1m")
-    try:
-        if mounted:
-            assert subprocess.run(["mount", "-o", "remount,ro", str(cache)]).returncode == 0
-        else:
-            cache.chmod(0o555)
+    with read_only_folder(cache):
         with pytest.raises(WriteError) as caught:
             preload(KeywordDataset(mini_sc, labels=["no"], split="test"), cache_dir=cache, progress=False)
         assert str(caught.value) == f"cannot write to {cache / 'clips'} (read-only): set cache_dir/GANAUG_CACHE to a writable folder"
-    finally:
-        if mounted:
-            umount(cache)
-        cache.chmod(0o755)
 
 
 # -- FSDD labels in digit order; download(url=<folder>) ----------------------------------------------------
