@@ -104,12 +104,13 @@ def test_a_bank_of_ganaug_generate_feeds_a_kws_run_and_its_checkpoints(mini_sc, 
 def test_the_ablation_runs_each_gan_arm_once_per_injection_option(tmp_path):
     hp, _ = load_hparams("ablation_quick", {"data_folder": "d", "output_folder": "o", "speaker_fractions": "[1.0]",
                                             "seeds": "[0]", "tstr": "true", "augmentations": "[none, classic+gan]",
-                                            "injection_options": "{w05: {synthetic_weight: 0.5}, app: {gan_mode: append}}"})
+                                            "injection_options": "{w05: {synthetic_weight: 0.5}, rep: {gan_mode: replace}}"})
     cells = plan_cells(hp)
     assert [(c["augmentation"], c["generator_option"]) for c in cells] == [
-        ("none", ""), ("classic+gan", "w05"), ("classic+gan", "app"), ("tstr", "")]
+        ("none", ""), ("classic+gan", "w05"), ("classic+gan", "rep"), ("tstr", "")]
     assert cells[1]["name"] == "f1_classic_gan_w05_s0"
     assert cells[1]["generator"] == cells[2]["generator"]                   # one generator serves both options
     over = _cell_overrides(hp, cells[1], tmp_path / "c", None)
-    assert over["synthetic_weight"] == 0.5 and over["gan_mode"] == "replace"
-    assert _cell_overrides(hp, cells[2], tmp_path / "c", None)["gan_mode"] == "append"
+    assert over["synthetic_weight"] == 0.5 and over["gan_mode"] == "append" and "gan_p" not in over
+    rep = _cell_overrides(hp, cells[2], tmp_path / "c", None)      # the ablation's gan_p, not its gan_ratio
+    assert rep["gan_mode"] == "replace" and rep["gan_p"] == hp["gan_p"] and "gan_ratio" not in rep

@@ -78,8 +78,8 @@ def test_speechbrain_recipe_writes_results(mini_sc, tmp_path, cache):
 
 
 def test_gan_switch_calls_gan_augment(mini_sc, tmp_path, cache, cond_ckpt):
-    results = _run(mini_sc, tmp_path / "gan", cache, gan_ckpt=str(cond_ckpt), gan_p=1.0)
-    # p=1 replaces every training row in the one epoch by a synthetic clip of its label
+    results = _run(mini_sc, tmp_path / "gan", cache, gan_ckpt=str(cond_ckpt), gan_mode="replace", gan_p=1.0)
+    # replace with p=1 replaces every training row in the one epoch by a synthetic clip of its label
     assert results["synthetic_rows"] == results["num_train"] > 0
     assert results["augmentation"]["gan_ckpt"] == str(cond_ckpt)
 
@@ -173,7 +173,8 @@ def test_unknown_generator_labels_are_an_error_before_training_or_kept(mini_sc, 
     with pytest.raises(HparamsError, match=r"\['no'\] are not known.*--gan_unknown_labels=keep"):
         _run(mini_sc, tmp_path / "x", cache, gan_ckpt=str(only_yes))
     assert not (tmp_path / "x" / "results.json").exists()
-    results = _run(mini_sc, tmp_path / "keep", cache, gan_ckpt=str(only_yes), gan_p=1.0, gan_unknown_labels="keep")
+    results = _run(mini_sc, tmp_path / "keep", cache, gan_ckpt=str(only_yes), gan_mode="replace", gan_p=1.0,
+                   gan_unknown_labels="keep")
     assert 0 < results["synthetic_rows"] < results["num_train"]              # the "no" rows stayed real
     with pytest.raises(HparamsError, match="gan_min_confidence"):
         _run(mini_sc, tmp_path / "x", cache, gan_min_confidence=1.5)

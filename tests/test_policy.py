@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ganaug.augment import GanAugment, InjectionPolicy, draw_params
+from ganaug.config import load_hparams
 from ganaug.kws import run_kws
 
 
@@ -48,3 +49,18 @@ def test_append_keeps_the_classifiers_batch_size(mini_sc, weak_generator, tmp_pa
     # 10 batches of 10 real rows (15 / 1.5) and exactly 5 synthetic ones: every batch holds 15 rows
     assert results["synthetic_rows"] == 10 * 5
     assert results["augmentation"]["gan_mode"] == "append" and results["augmentation"]["gan_ratio"] == 0.5
+
+
+def test_append_is_the_default_and_the_other_modes_key_is_a_warning(mini_sc, weak_generator, tmp_path, monkeypatch):
+    """kws.yaml's default policy appends gan_ratio synthetic rows per real row (issue 21); --gan_p, which only
+    replace reads, would silently do nothing there, so it is a warning."""
+    monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
+    hp, _ = load_hparams("kws", {"data_folder": str(mini_sc), "output_folder": str(tmp_path)})
+    assert hp["gan_mode"] == "append" and load_hparams("ablation", {"data_folder": "d", "output_folder": "o"})[0][
+        "gan_mode"] == "append"
+    small = {"labels": "yes,no", "number_of_epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "channels": 8,
+             "num_blocks": 1, "progress": False, "device": "cpu", "data_folder": str(mini_sc),
+             "gan_ckpt": str(weak_generator)}
+    with pytest.warns(UserWarning, match=r"--gan_p=0.3 does nothing with gan_mode=append .* --gan_mode=replace"):
+        results = run_kws("kws", {**small, "output_folder": str(tmp_path / "a"), "gan_p": 0.3})
+    assert results["synthetic_rows"] > 0 and results["augmentation"]["gan_mode"] == "append"

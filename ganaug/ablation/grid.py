@@ -136,9 +136,12 @@ def _labels(hp) -> list[str]:
 
 
 def _cell_overrides(hp: dict, cell: dict, cell_dir: Path, gan_dir: Path | None) -> dict:
+    from ganaug.kws.recipe import MODE_KEYS
+
     arm = cell["augmentation"].split("@")[0]
-    policy = {"gan_p": float(hp["gan_p"]), "gan_mode": str(hp["gan_mode"]), "gan_ratio": float(hp["gan_ratio"])}
     injection = dict((hp["injection_options"] or {}).get(cell["injection"]) or {})     # may change the policy
+    mode = str(injection.get("gan_mode", hp["gan_mode"]))
+    policy = {"gan_mode": mode, MODE_KEYS[mode]: float(hp[MODE_KEYS[mode]])}          # only the key the mode reads
     overrides = deep_merge(deep_merge(deep_merge(dict(hp["kws_overrides"] or {}), policy), injection), {
         "data_folder": str(hp["data_folder"]), "output_folder": str(cell_dir), "eval_folder": str(hp["eval_folder"] or ""),
         "noise_folder": str(hp["noise_folder"] or ""),

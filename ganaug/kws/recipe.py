@@ -152,6 +152,18 @@ def _injection_report(injection) -> dict | None:
     return report
 
 
+MODE_KEYS = {"append": "gan_ratio", "replace": "gan_p"}   # the key each gan_mode reads
+
+
+def warn_unused_policy_key(hp: dict, overrides) -> None:
+    """An override of the other gan_mode's key (``--gan_p`` under the default ``append``) would do nothing: say so."""
+    unused = [k for m, k in MODE_KEYS.items() if m != hp["gan_mode"] and k in (overrides or {})]
+    if hp["gan_ckpt"] and unused:
+        warnings.warn(f"--{unused[0]}={hp[unused[0]]} does nothing with gan_mode={hp['gan_mode']} (which reads "
+                      f"--{MODE_KEYS[hp['gan_mode']]}); set --gan_mode={'replace' if unused[0] == 'gan_p' else 'append'} "
+                      f"to use it", UserWarning, stacklevel=3)
+
+
 def real_batch_size(hp: dict) -> int:
     """Real rows per training batch: ``batch_size``, or in append mode the share that leaves room for
     ``gan_ratio`` synthetic rows per real row, so the classifier's batches keep their size."""
@@ -243,6 +255,7 @@ def run_kws(hparams_file, overrides=None) -> dict:
 
     hp, resolved = load_hparams(hparams_file, overrides)
     check_hparams(hp)
+    warn_unused_policy_key(hp, overrides)
     hp["device"] = resolve_device(hp["device"])
     if int(hp.get("num_threads") or 0) > 0:
         torch.set_num_threads(int(hp["num_threads"]))
