@@ -233,8 +233,9 @@ def test_fsdd_label_index_is_the_digit(fsdd_root):
 
 def test_download_accepts_a_local_folder_of_the_extracted_data(fsdd_root, tmp_path, monkeypatch):
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
-    assert download("fsdd", tmp_path / "data", url=str(fsdd_root)) == fsdd_root
-    assert download("fsdd", tmp_path / "data", url=fsdd_root.as_uri()) == fsdd_root
+    # the folder itself, its links resolved (../shared may be a symlink)
+    assert download("fsdd", tmp_path / "data", url=str(fsdd_root)) == fsdd_root.resolve()
+    assert download("fsdd", tmp_path / "data", url=fsdd_root.as_uri()) == fsdd_root.resolve()
     assert not (tmp_path / "data").exists() and not (tmp_path / "cache").exists()     # nothing copied
     with pytest.raises(FileNotFoundError, match="no such file or folder, and not a URL"):
         download("fsdd", tmp_path / "data", url=str(tmp_path / "nowhere"))

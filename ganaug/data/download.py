@@ -108,7 +108,7 @@ def _local_url(name: str, url: str | Path) -> str | Path:
                                     f"file:// URL, the path of the {name} archive, or a folder of the extracted data")
         text = path.resolve().as_uri()
     if text.startswith("file://"):
-        path = Path(urllib.request.url2pathname(text[len("file://"):]))
+        path = Path(urllib.request.url2pathname(text[len("file://"):])).resolve()
         if path.is_dir():
             try:
                 detect_layout(path)
