@@ -44,8 +44,9 @@ SPEAKER = "ganaug"  # spk_id of synthetic clips in manifests
 
 
 def is_bank(path) -> bool:
+    """A bank folder: its index files, and not a generator checkpoint directory (which is read as one)."""
     path = Path(path)
-    return (path / BANK_FILE).is_file() or (path / MANIFEST_FILE).is_file() or (path / "dataset_info.json").is_file()
+    return not is_checkpoint(path) and (path / BANK_FILE).is_file() or (path / MANIFEST_FILE).is_file() or (path / "dataset_info.json").is_file()
 
 
 class SyntheticBank:
@@ -262,7 +263,7 @@ def make_source(ckpt=None, bank=None, min_confidence=None, filter_classifier=Non
         source = ckpt
     elif ckpt is None:
         raise ValueError("give ckpt= (a checkpoint directory, a per-keyword run folder or {label: dir}) or bank=")
-    elif isinstance(ckpt, (str, os.PathLike)) and is_bank(ckpt) and not is_checkpoint(ckpt):
+    elif isinstance(ckpt, (str, os.PathLike)) and is_bank(ckpt):
         source = SyntheticBank(ckpt)
     else:
         source = GeneratorSource(ckpt)

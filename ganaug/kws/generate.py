@@ -17,7 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ganaug.augment.bank import generate_bank
+from ganaug.augment.bank import SyntheticBank, generate_bank, is_bank
 from ganaug.augment.filter import check_min_confidence, default_filter_dir, filter_config
 from ganaug.augment.source import GeneratorSource
 
@@ -28,11 +28,9 @@ def filter_classifier_for(ckpt, device=None, data_folder=None, progress: bool = 
     """The default filter of the generator(s) in ``ckpt`` (or of the generator a bank of ``ganaug generate``
     came from): the reference classifier of their TRAIN split, found where it lives or trained there first
     (:func:`filter_for_config`; ``noise_folder``: its classic augmentation's background noise, default ``auto``)."""
-    from ganaug.augment.bank import SyntheticBank, is_bank
-    from ganaug.checkpoint import is_checkpoint
     from ganaug.kws.reference import noise_overrides
 
-    config = (SyntheticBank(ckpt).filter_config() if is_bank(ckpt) and not is_checkpoint(ckpt)
+    config = (SyntheticBank(ckpt).filter_config() if is_bank(ckpt)
               else next(iter(GeneratorSource(ckpt).configs.values())))
     return filter_for_config(config, device, data_folder, progress, overrides=noise_overrides(noise_folder))
 

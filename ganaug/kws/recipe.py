@@ -127,9 +127,9 @@ def inputs_fingerprint(hp: dict) -> str:
     if ckpt and Path(ckpt).is_dir():                 # a missing folder is reported by make_injection
         from ganaug.augment.bank import SyntheticBank, is_bank
         from ganaug.augment.source import GeneratorSource
-        from ganaug.checkpoint import WEIGHTS_FILE, is_checkpoint
+        from ganaug.checkpoint import WEIGHTS_FILE
 
-        if is_bank(ckpt) and not is_checkpoint(ckpt):   # a bank of ganaug generate: its index files' contents
+        if is_bank(ckpt):                            # a bank of ganaug generate: its index files' contents
             parts.append(f"bank:{SyntheticBank(ckpt).content_key()}")
         else:
             parts += [f"{label}:{file_sha256(path / WEIGHTS_FILE)}"
