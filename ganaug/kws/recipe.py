@@ -157,11 +157,12 @@ MODE_KEYS = {"append": "gan_ratio", "replace": "gan_p"}   # the key each gan_mod
 
 def warn_unused_policy_key(hp: dict, overrides) -> None:
     """An override of the other gan_mode's key (``--gan_p`` under the default ``append``) would do nothing: say so."""
-    unused = [k for m, k in MODE_KEYS.items() if m != hp["gan_mode"] and k in (overrides or {})]
-    if hp["gan_ckpt"] and unused:
-        warnings.warn(f"--{unused[0]}={hp[unused[0]]} does nothing with gan_mode={hp['gan_mode']} (which reads "
-                      f"--{MODE_KEYS[hp['gan_mode']]}); set --gan_mode={'replace' if unused[0] == 'gan_p' else 'append'} "
-                      f"to use it", UserWarning, stacklevel=3)
+    mode = hp["gan_mode"]
+    other = next(m for m in MODE_KEYS if m != mode)
+    key = MODE_KEYS[other]
+    if hp["gan_ckpt"] and key in (overrides or {}):
+        warnings.warn(f"--{key}={hp[key]} does nothing with gan_mode={mode} (which reads --{MODE_KEYS[mode]}); "
+                      f"set --gan_mode={other} to use it", UserWarning, stacklevel=3)
 
 
 def real_batch_size(hp: dict) -> int:
