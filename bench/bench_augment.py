@@ -23,16 +23,8 @@ from torch.utils.data import DataLoader
 from ganaug import GanAugment, KeywordDataset
 from ganaug.augment import GeneratorSource, generate_bank
 from ganaug.checkpoint import save_generator
-from ganaug.models import WaveGANGenerator
-from ganaug.train.run import preset_models
+from ganaug.train.run import sized_models
 
-
-def wavegan(size: str, label_names=None, **overrides):
-    """The generator of a YAML preset: paper = ``wavegan`` (d=64), paper_32k its 32768-sample model,
-    small = d=32, tiny = ``wavegan_cpu`` (d=16)."""
-    name, sized = {"paper": ("wavegan", {}), "paper_32k": ("wavegan", {"num_samples": 32768}),
-                   "small": ("wavegan", {"model_dim": 32}), "tiny": ("wavegan_cpu", {})}[size]
-    return preset_models(name, label_names, **sized, **overrides)[0]
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -78,10 +70,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sources, rates = {}, {}
         for preset, n in (("paper", args.paper_clips), ("small", args.small_clips)):
-            G = wavegan(preset, label_names=KEYWORDS)
+            G = sized_models(preset, KEYWORDS)[0]
             sources[preset] = GeneratorSource(save_generator(Path(tmp) / preset, G))
             rates[preset] = throughput(sources[preset], n, min(n, args.batch_size))
-            print(f"(a) on-the-fly {preset:5s} (d={wavegan(preset).model_dim}): {rates[preset]:8.1f} clips/s")
+            print(f"(a) on-the-fly {preset:5s} (d={G.model_dim}): {rates[preset]:8.1f} clips/s")
         t0 = time.perf_counter()
         bank = generate_bank(Path(tmp) / "small", Path(tmp) / "bank", args.bank_per_label, progress=False,
                              batch_size=args.batch_size)

@@ -36,17 +36,13 @@ import torch
 from ganaug.functional import draw_shifts, sample_latents
 from ganaug.train import losses as L
 from ganaug.train.options import TrainOptions
-from ganaug.train.run import preset_models
+from ganaug.train.run import sized_models
 from ganaug.train.step import GanStep
 
-#: the sizes timed here, as YAML presets: (preset, overrides)
-SIZES = {"paper": ("wavegan", {}), "small": ("wavegan", {"model_dim": 32}), "tiny": ("wavegan_cpu", {})}
-
-
 def models(size: str, label_names=None):
-    """``(G, D)`` of a size, built as its YAML preset builds them, from torch's global RNG state (the caller seeds)."""
-    name, overrides = SIZES[size]
-    return preset_models(name, label_names, seed=int(torch.initial_seed() % 2**31), **overrides)
+    """``(G, D)`` of a size (``ganaug.train.run.SIZES``), built as its YAML preset builds them, from torch's
+    global RNG state (the caller seeds)."""
+    return sized_models(size, label_names, seed=int(torch.initial_seed() % 2**31))
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands"
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]

@@ -19,7 +19,7 @@ from ganaug.checkpoint import load_generator, save_generator
 from ganaug.functional import resolve_labels, sample_latents
 from ganaug.models import GENERATORS, WaveGANGenerator
 from ganaug.models.sampling import Sampling, inference_dtype, native_bf16
-from ganaug.train.run import preset_models
+from ganaug.train.run import sized_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,11 +31,8 @@ SHARED_GENERATOR = Path(__file__).resolve().parents[2] / "shared" / "generators"
 
 
 def wavegan(size: str, label_names=None, **overrides) -> WaveGANGenerator:
-    """The generator of a YAML preset: paper_32k = ``wavegan`` (d=64) at 32768 samples, small = d=32,
-    tiny = ``wavegan_cpu`` (d=16)."""
-    name, sized = {"paper_32k": ("wavegan", {"num_samples": 32768}), "small": ("wavegan", {"model_dim": 32}),
-                   "tiny": ("wavegan_cpu", {})}[size]
-    return preset_models(name, label_names, **sized, **overrides)[0]
+    """The generator of a ``SIZES`` entry (the benches build the same)."""
+    return sized_models(size, label_names, **overrides)[0]
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

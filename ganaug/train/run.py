@@ -151,6 +151,18 @@ def preset_models(preset: str = "wavegan", label_names: list[str] | None = None,
     return build_models(hparams, label_names)
 
 
+#: the model sizes the benches and tests build, as (YAML preset, overrides): one table, so they time and test one model
+SIZES = {"paper": ("wavegan", {}), "paper_32k": ("wavegan", {"num_samples": 32768}),
+         "small": ("wavegan", {"model_dim": 32}), "tiny": ("wavegan_cpu", {})}
+
+
+def sized_models(size: str, label_names: list[str] | None = None, **overrides):
+    """``(generator, critic)`` of a ``SIZES`` entry: paper = ``wavegan`` (d=64), paper_32k its 32768-sample model,
+    small = d=32, tiny = ``wavegan_cpu`` (d=16)."""
+    preset, sized = SIZES[size]
+    return preset_models(preset, label_names, **sized, **overrides)
+
+
 def _options(hparams: dict, **extra) -> TrainOptions:
     """The loop's options, checked against the model family and conditioning before any work."""
     names = _option_names()
