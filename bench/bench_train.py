@@ -39,6 +39,7 @@ from ganaug.train.options import TrainOptions
 from ganaug.train.run import sized_models
 from ganaug.train.step import GanStep
 
+
 def models(size: str, label_names=None):
     """``(G, D)`` of a size (``ganaug.train.run.SIZES``), built as its YAML preset builds them, from torch's
     global RNG state (the caller seeds)."""
