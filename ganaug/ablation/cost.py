@@ -18,7 +18,7 @@ GAN_RATES = {
     "cuda": (5.9, 64, 64, 5, "the paper WaveGAN on one H100, bf16 autocast: 5,000 steps in 14 min "
                              "(shared/generators/README.md)"),
     "cpu": (0.19, 16, 32, 5, "a d=16 conditional WaveGAN, 1 thread, 2-4 runs side by side on a 2-core CPU: "
-                             "0.15-0.23 steps/s (docs/results.md, issue 11)"),
+                             "0.15-0.23 steps/s (docs/results_generators.md, issue 11)"),
 }
 #: (device type, model) -> (classifier optimizer steps/s at batch 32, source)
 KWS_RATES = {
