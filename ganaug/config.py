@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 __all__ = ["HparamsError", "resolve_hparams_file", "packaged_hparams", "preset_summaries", "parse_overrides",
-           "load_hparams", "split_labels", "check_device", "chain"]
+           "load_hparams", "split_labels", "check_device", "check_threads", "chain"]
 
 # Upper bounds checked before anything is allocated (key -> (low, high, why)).
 LIMITS = {
@@ -240,6 +240,13 @@ def check_device(device) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HparamsError(f"device={device}: no CUDA GPU is visible to torch here; use --device=cpu")
     return device
+
+
+def check_threads(threads, key: str = "num_threads") -> int:
+    """torch CPU threads: a positive integer, or 0 (or null) for torch's default."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise HparamsError(f"{key}={threads!r}: a positive integer, or 0 for torch's default")
+    return int(threads or 0)
 
 
 def _check_limits(hparams: dict, where: Path) -> None:

@@ -4,7 +4,8 @@
 library does not match the installed torch (pip pairs them freely: torchaudio 2.11.1 with torch
 2.11.0 fails with ``undefined symbol``) stops at once with one line that names both versions and
 the pip command that fixes it, instead of a crash at the first spectrogram of a long run.
-:func:`resolve_device` turns ``device: auto`` into ``cuda`` or ``cpu`` and says which, once.
+:func:`resolve_device` turns ``device: auto`` into ``cuda`` or ``cpu`` and says which, once;
+:func:`torch_threads` holds a command's ``num_threads`` for all it trains, and restores the caller's.
 
 ``python -m ganaug.env`` prints the versions and runs what .ci/run proves before the tests: a
 resample, an Fbank and a compiled torchaudio op (``lfilter``).
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import re
 import sys
+from contextlib import contextmanager
 from importlib import metadata
 
-__all__ = ["TESTED", "EnvironmentMismatch", "check_torchaudio", "resolve_device", "main"]
+__all__ = ["TESTED", "EnvironmentMismatch", "check_torchaudio", "resolve_device", "torch_threads", "main"]
 
 #: The torch/torchaudio pair of constraints.txt (tests/test_env.py keeps the two in step).
 TESTED = {"torch": "2.11.0", "torchaudio": "2.11.0"}
@@ -65,6 +67,22 @@ def resolve_device(device, say: bool = True) -> str:
         why = torch.cuda.get_device_name(0) if chosen == "cuda" else "no CUDA device visible to torch"
         print(f"device: {chosen} (auto: {why})", flush=True)
     return chosen
+
+
+@contextmanager
+def torch_threads(threads):
+    """torch's CPU threads set to ``threads`` inside the block (0 or None: torch's as they are), the caller's
+    count restored after it. On a busy machine more threads than free cores are many times slower (a
+    reference classifier trained at 2 threads beside another job took 10x as long as at 1)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def main() -> int:

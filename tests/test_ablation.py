@@ -114,6 +114,8 @@ def test_quick_preset_is_a_small_override_of_the_base():
     assert hp["filter_min_confidence"] == 0.8 and hp["generator_options"] == {}
     with pytest.raises(HparamsError, match="augmentations"):
         run_ablation("ablation_quick", {**BASE, "augmentations": ["mixup"]}, progress=False)
+    with pytest.raises(HparamsError, match=r"kws_overrides.num_threads='2': a positive integer"):
+        run_ablation("ablation_quick", {**BASE, "kws_overrides": {"num_threads": "2"}}, progress=False)
 
 
 def test_presets_chain_and_unknown_keys_fail(tmp_path):
@@ -213,18 +215,31 @@ def test_quick_ablation_end_to_end_and_resume(mini_sc, tmp_path, monkeypatch, ca
 def test_filtered_arm_with_a_generator_option_runs_with_the_generators_own_filter(mini_sc, tmp_path, monkeypatch):
     """gan_filtered sets the kws key gan_min_confidence; the option's generator is trained with its
     override; with no gan_filter_classifier given, the filter is the reference classifier of the
-    generator's TRAIN split, found where ensure_reference put it."""
+    generator's TRAIN split, found where ensure_reference put it. kws_overrides' num_threads holds for all a
+    cell does, finding (or training) its filter included, and the caller's thread count is restored after."""
+    import torch
+
+    import ganaug.kws.generate as generate
     from ganaug.kws.reference import ensure_reference
 
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
     reference = ensure_reference(mini_sc, ["yes", "no"], device="cpu", progress=False,
                                  overrides={"number_of_epochs": 1, "channels": 8, "num_blocks": 1})
+    threads_at_filter, real_filter = [], generate.filter_classifier_for
+    monkeypatch.setattr(generate, "filter_classifier_for",
+                        lambda *a, **kw: threads_at_filter.append(torch.get_num_threads()) or real_filter(*a, **kw))
+    caller_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     out_dir = tmp_path / "abl"
-    out = run_ablation("ablation_quick", {
-        "data_folder": str(mini_sc), "output_folder": str(out_dir), "speaker_fractions": [1.0], "seeds": [0],
-        "augmentations": ["none", "gan_filtered"], "tstr": False,
-        "generator_options": {"ema": {"ema_decay": 0.5}}, "filter_min_confidence": 0.6,
-        "kws_overrides": {"channels": 8, "num_blocks": 1}}, progress=False)
+    try:
+        out = run_ablation("ablation_quick", {
+            "data_folder": str(mini_sc), "output_folder": str(out_dir), "speaker_fractions": [1.0], "seeds": [0],
+            "augmentations": ["none", "gan_filtered"], "tstr": False,
+            "generator_options": {"ema": {"ema_decay": 0.5}}, "filter_min_confidence": 0.6,
+            "kws_overrides": {"channels": 8, "num_blocks": 1, "num_threads": 1}}, progress=False)
+        assert threads_at_filter == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(caller_threads)
     assert [(r["augmentation"], r["generator_option"]) for r in out["rows"]] == [("none", ""), ("gan_filtered", "ema")]
     gan = json.loads((out_dir / "gans" / "f1" / "conditional_ema_d0s0" / "config.json").read_text())
     assert gan["ema"] is True and gan["training"]["ema_decay"] == 0.5

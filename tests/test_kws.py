@@ -121,6 +121,8 @@ def test_bad_input_names_the_key(mini_sc, tmp_path, cache):
         _run(mini_sc, tmp_path / "x", cache, labels="yes,banana")
     with pytest.raises(HparamsError, match="gan_unknown_labels"):
         _run(mini_sc, tmp_path / "x", cache, gan_unknown_labels="drop")
+    with pytest.raises(HparamsError, match=r"num_threads=-1: a positive integer"):
+        _run(mini_sc, tmp_path / "x", cache, num_threads=-1)
 
 
 def test_noise_csv_lists_segments_at_the_run_rate_and_leaves_the_recordings_alone(fsdd_root, tmp_path, monkeypatch):

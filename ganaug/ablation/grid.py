@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 
 from ganaug.ablation.generators import DEFAULT_FAMILY, describe_generators, generator_dir
-from ganaug.config import HparamsError, deep_merge, load_hparams, split_labels
+from ganaug.config import HparamsError, check_threads, deep_merge, load_hparams, split_labels
 from ganaug.io import atomic_write, atomic_write_json
 
 __all__ = ["ARMS", "GAN_KINDS", "plan_cells", "run_ablation", "main", "read_cell"]
@@ -61,6 +61,7 @@ def _check(hp: dict) -> None:
     for key in ("data_seed", "generator_seed"):
         if hp[key] is not None and (isinstance(hp[key], bool) or not isinstance(hp[key], int)):
             raise HparamsError(f"{key}={hp[key]!r}: null (each cell's seed) or an integer (one for every seed)")
+    check_threads((hp["kws_overrides"] or {}).get("num_threads"), "kws_overrides.num_threads")
     if not 0.0 < float(hp["filter_min_confidence"]) <= 1.0:
         raise HparamsError(f"filter_min_confidence={hp['filter_min_confidence']!r}: a posterior in (0, 1], e.g. 0.8")
     from ganaug.models import GENERATORS as FAMILIES
@@ -203,29 +204,12 @@ def _kws_steps(hp: dict):
     return steps
 
 
-def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
-    """Run (or finish) the grid; returns ``{"rows", "summary", "table", "html", "generators", "csv",
-    "markdown", "plot", "ran", "skipped"}``."""
-    from tqdm.auto import tqdm
-
-    from ganaug.ablation.cost import describe_cost, plan_cost
-    from ganaug.ablation.stats import html_table, markdown_table, plot, seed_table, summarize, write_csv
-    from ganaug.env import resolve_device
+def _run_cells(hp: dict, bar, output: Path) -> tuple[list[dict], int, int]:
+    """Run the cells of ``bar`` (a tqdm over the planned cells) not finished yet, each generator found or
+    trained once; ``(rows, ran, skipped)``."""
     from ganaug.kws.recipe import run_kws
 
-    hp, resolved = load_hparams(hparams_file, overrides)
-    _check(hp)
-    hp["device"] = resolve_device(hp["device"])
-    output = Path(str(hp["output_folder"]))
-    output.mkdir(parents=True, exist_ok=True)
-    atomic_write(output / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
-    cells = plan_cells(hp)
-    for key in dict.fromkeys(c["generator"] for c in cells if c["generator"]):
-        generator_dir(hp, key, output, train_missing=False)   # finished cells of other generators: refused
-    finished = [c["name"] for c in cells if read_cell(output / "cells" / c["name"]) is not None]
-    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp), finished)), flush=True)
     rows, ran, skipped, generators = [], 0, 0, {}
-    bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
     for cell in bar:
         bar.set_postfix_str(cell["name"])
         cell_dir = output / "cells" / cell["name"]
@@ -242,6 +226,33 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
             skipped += 1
         rows.append({**{k: cell[k] for k in ("speaker_fraction", "augmentation", "generator_option", "seed")},
                      "cell": cell["name"], **{k: results.get(k) for k in RESULT_KEYS}})
+    return rows, ran, skipped
+
+
+def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
+    """Run (or finish) the grid; returns ``{"rows", "summary", "table", "html", "generators", "csv",
+    "markdown", "plot", "ran", "skipped"}``."""
+    from tqdm.auto import tqdm
+
+    from ganaug.ablation.cost import describe_cost, plan_cost
+    from ganaug.ablation.stats import html_table, markdown_table, plot, seed_table, summarize, write_csv
+    from ganaug.env import resolve_device, torch_threads
+
+    hp, resolved = load_hparams(hparams_file, overrides)
+    _check(hp)
+    hp["device"] = resolve_device(hp["device"])
+    output = Path(str(hp["output_folder"]))
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write(output / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
+    cells = plan_cells(hp)
+    for key in dict.fromkeys(c["generator"] for c in cells if c["generator"]):
+        generator_dir(hp, key, output, train_missing=False)   # finished cells of other generators: refused
+    finished = [c["name"] for c in cells if read_cell(output / "cells" / c["name"]) is not None]
+    print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp), finished)), flush=True)
+    bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
+    # the cells' thread count also holds for what a cell trains before its classifier (a filter classifier)
+    with torch_threads((hp["kws_overrides"] or {}).get("num_threads")):
+        rows, ran, skipped = _run_cells(hp, bar, output)
     order = list(dict.fromkeys(c["augmentation"] for c in cells))
     summary = summarize(rows)
     used = describe_generators(hp, cells)

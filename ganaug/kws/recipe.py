@@ -59,9 +59,10 @@ def check_hparams(hp: dict) -> None:
     if isinstance(hp["unknown_share"], bool) or not isinstance(hp["unknown_share"], (int, float)) \
             or not 0.0 < float(hp["unknown_share"]) <= 10.0:
         raise HparamsError(f"unknown_share={hp['unknown_share']!r}: the share of _unknown_ clips, e.g. 0.1")
-    from ganaug.config import check_device
+    from ganaug.config import check_device, check_threads
 
     check_device(hp["device"])
+    check_threads(hp["num_threads"])
 
 
 def _seed_everything(seed: int) -> None:
@@ -252,16 +253,15 @@ def run_kws(hparams_file, overrides=None) -> dict:
     from ganaug.io import atomic_write, atomic_write_json, lock
     from ganaug.models.classifier import save_classifier
 
-    from ganaug.env import resolve_device
+    from ganaug.env import resolve_device, torch_threads
 
     hp, resolved = load_hparams(hparams_file, overrides)
     check_hparams(hp)
     warn_unused_policy_key(hp, overrides)
     hp["device"] = resolve_device(hp["device"])
-    if int(hp.get("num_threads") or 0) > 0:
-        torch.set_num_threads(int(hp["num_threads"]))
     output_folder = Path(str(hp["output_folder"]))
-    with lock(output_folder):   # one run per folder: a second would test the first one's checkpoints in save/
+    # one run per folder (a second would test the first one's checkpoints in save/), at its num_threads
+    with lock(output_folder), torch_threads(int(hp.get("num_threads") or 0)):
         atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
         results, model = train_kws(hp, output_folder, progress=bool(hp["progress"]))
         save_classifier(output_folder / "classifier", model, test_acc=results["test_acc"],

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 from ganaug.checkpoint import is_checkpoint, read_config
-from ganaug.config import HparamsError, chain, load_hparams, split_labels
+from ganaug.config import HparamsError, chain, check_threads, load_hparams, split_labels
+from ganaug.env import torch_threads
 from ganaug.io import CheckpointError, FolderLocked, WriteError, atomic_write, lock
 from ganaug.train import state as st
 from ganaug.train.distributed import setup
@@ -226,16 +227,8 @@ def train(hparams_file, overrides: dict | None = None) -> list[Path]:
         dist, device = setup(str(hparams.get("device", "auto")))
     except ValueError as err:
         raise HparamsError(str(err)) from err
-    threads = hparams.get("num_threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
-        raise HparamsError(f"num_threads={threads!r}: a positive integer, or 0 for torch's default")
-    previous_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(check_threads(hparams.get("num_threads"))):
         return _train(hparams, resolved, labels, conditional, output, dist, device)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _finished(ckpt_dir: Path, hparams: dict, label_names, opts: TrainOptions) -> int | None:
