@@ -202,6 +202,6 @@ def test_any_map_style_dataset_through_the_adapter_contract(real, cond):
     batch = torch.utils.data.default_collate([mix[0], first])
     assert batch["audio"].shape == (2, 1, 8000) and batch["synthetic"].tolist() == [False, True]
     with pytest.raises(ValueError, match="dicts without a 'wav' key.*pass wav_key="):
-        GanMixDataset(items, cond, labels=["yes", "no", "yes"], sample_rate=8000)[3]
+        GanMixDataset(items, cond, ratio=1.0, labels=["yes", "no", "yes"], sample_rate=8000)[3]
     with pytest.raises(ValueError, match="labels has 2 entries for a dataset of 3 items"):
         GanMixDataset(items, cond, labels=["yes", "no"], sample_rate=8000)

@@ -3,10 +3,14 @@ kws trainers, GanMixDataset and the HF adapters."""
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
-from ganaug.augment import GanAugment, InjectionPolicy, draw_params
+from ganaug.augment import GanAugment, GanMixDataset, InjectionPolicy, draw_params
+from ganaug.augment.hf_rows import HFMap
+from ganaug.augment.rows import DEFAULT_RATIO
 from ganaug.config import load_hparams
 from ganaug.kws import run_kws
 
@@ -56,8 +60,12 @@ def test_append_is_the_default_and_the_other_modes_key_is_a_warning(mini_sc, wea
     replace reads, would silently do nothing there, so it is a warning."""
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
     hp, _ = load_hparams("kws", {"data_folder": str(mini_sc), "output_folder": str(tmp_path)})
-    assert hp["gan_mode"] == "append" and load_hparams("ablation", {"data_folder": "d", "output_folder": "o"})[0][
-        "gan_mode"] == "append"
+    ablation, _ = load_hparams("ablation", {"data_folder": "d", "output_folder": "o"})
+    assert hp["gan_mode"] == ablation["gan_mode"] == "append"
+    # one default share wherever appending is the default: both YAMLs, GanMixDataset and hf_map
+    defaults = [inspect.signature(f).parameters["ratio"].default for f in (GanMixDataset, GanAugment.hf_map, HFMap)]
+    assert hp["gan_ratio"] == ablation["gan_ratio"] == InjectionPolicy().ratio == DEFAULT_RATIO
+    assert defaults == [DEFAULT_RATIO] * 3
     small = {"labels": "yes,no", "number_of_epochs": 1, "steps_per_epoch": 2, "batch_size": 8, "channels": 8,
              "num_blocks": 1, "progress": False, "device": "cpu", "data_folder": str(mini_sc),
              "gan_ckpt": str(weak_generator)}

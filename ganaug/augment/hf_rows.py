@@ -50,7 +50,7 @@ import torch
 from ganaug.audio import prepare_audio
 from ganaug.augment.checks import check_known, check_ratio, label_names_of
 from ganaug.augment.source import MAX_ATTEMPTS, MAX_SEED, fit_clips, mix_seed, with_filter
-from ganaug.augment.rows import InjectionPolicy, draw_params, kept_rows, synthetic_rows
+from ganaug.augment.rows import DEFAULT_RATIO, InjectionPolicy, draw_params, kept_rows, synthetic_rows
 
 __all__ = ["HFMap", "HFTransform"]
 
@@ -185,7 +185,7 @@ class HFMap(_Base):
     ``batched=True`` (a one-row call is a one-line error).
     """
 
-    def __init__(self, aug, ratio=0.5, seed=0, audio_column="audio", label_column="label", features=None,
+    def __init__(self, aug, ratio=DEFAULT_RATIO, seed=0, audio_column="audio", label_column="label", features=None,
                  synthetic_column="synthetic", min_confidence=None, filter_classifier=None,
                  max_attempts=MAX_ATTEMPTS):
         ratio = InjectionPolicy("append", ratio=check_ratio(ratio)).ratio    # rows are added, never replaced

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from ganaug.augment.bank import SyntheticBank, make_source
 from ganaug.augment.checks import check_known, check_policy, check_ratio
-from ganaug.augment.rows import InjectionPolicy
+from ganaug.augment.rows import DEFAULT_RATIO, InjectionPolicy
 from ganaug.augment.source import MAX_ATTEMPTS, FilteredSource, fit_clips, mix_seed
 from ganaug.data.adapt import LabelledView
 
@@ -55,7 +55,7 @@ class GanMixDataset(Dataset):
     policy as :class:`GanAugment`.
     """
 
-    def __init__(self, real, ckpt_or_bank, ratio: float = 0.5, seed: int = 0, per_label=None,
+    def __init__(self, real, ckpt_or_bank, ratio: float = DEFAULT_RATIO, seed: int = 0, per_label=None,
                  unknown_labels: str = "error", min_confidence=None, filter_classifier=None,
                  max_attempts: int = MAX_ATTEMPTS, *, labels=None, label_names=None, sample_rate=None,
                  num_samples=None, wav_key=None):

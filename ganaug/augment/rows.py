@@ -15,9 +15,12 @@ import torch
 from ganaug.augment.checks import check_ratio
 from ganaug.augment.source import MAX_SEED, mix_seed
 
-__all__ = ["InjectionPolicy", "MODES", "draw_params", "synthetic_rows", "kept_rows", "worker_generator"]
+__all__ = ["InjectionPolicy", "MODES", "DEFAULT_RATIO", "draw_params", "synthetic_rows", "kept_rows", "worker_generator"]
 
 MODES = ("replace", "append")
+#: Synthetic rows per real row where appending is the default (kws.yaml's and ablation.yaml's ``gan_ratio``,
+#: ``GanMixDataset``, ``hf_map``): the least harmful share measured for a weak generator (docs/results.md).
+DEFAULT_RATIO = 0.25
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class InjectionPolicy:
 
     mode: str = "replace"
     p: float = 0.5
-    ratio: float = 0.5
+    ratio: float = DEFAULT_RATIO
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -14,7 +14,7 @@ from torch import nn
 
 from ganaug.augment.bank import make_source
 from ganaug.augment.checks import UNKNOWN_LABELS, check_known, check_policy, label_names_of
-from ganaug.augment.rows import MODES, InjectionPolicy, draw_params, kept_rows, synthetic_rows
+from ganaug.augment.rows import DEFAULT_RATIO, MODES, InjectionPolicy, draw_params, kept_rows, synthetic_rows
 from ganaug.augment.source import MAX_ATTEMPTS, fit_clips
 
 __all__ = ["GanAugment", "draw_params", "label_names_of", "gan_augment", "MODES", "UNKNOWN_LABELS"]
@@ -203,7 +203,7 @@ class GanAugment(nn.Module):
         return (*result, synthetic)
 
     # -- HuggingFace datasets -----------------------------------------------------------------
-    def hf_map(self, ratio: float = 0.5, **kwargs):
+    def hf_map(self, ratio: float = DEFAULT_RATIO, **kwargs):
         """A function for ``Dataset.map(batched=True)`` that adds ``ratio`` synthetic rows per row
         (see :class:`ganaug.augment.hf_rows.HFMap`)."""
         from ganaug.augment.hf_rows import HFMap
