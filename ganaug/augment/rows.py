@@ -19,7 +19,8 @@ __all__ = ["InjectionPolicy", "MODES", "DEFAULT_RATIO", "draw_params", "syntheti
 
 MODES = ("replace", "append")
 #: Synthetic rows per real row where appending is the default (kws.yaml's and ablation.yaml's ``gan_ratio``,
-#: ``GanMixDataset``, ``hf_map``): the least harmful share measured for a weak generator (docs/results.md).
+#: ``GanMixDataset``, ``hf_map``). With kws.yaml's half-weight synthetic rows it cost least of the policies
+#: measured with a weak generator (docs/results.md); each item's ``synthetic`` flag lets your loss weight them too.
 DEFAULT_RATIO = 0.25
 
 
