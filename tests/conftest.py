@@ -61,12 +61,10 @@ def _no_broken_lazy_modules():
 def one_thread():
     """Small STFTs run fastest on one thread; on a busy 2-core machine two threads are ~20x slower.
     Modules that need it say ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
-    import torch
+    from ganaug.env import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -198,11 +196,10 @@ def filter_classifier_dir(tmp_path_factory, sc_root) -> Path:
 
     from ganaug.data import KeywordDataset
     from ganaug.data.cache import preload
+    from ganaug.env import torch_threads
     from ganaug.models.classifier import KWSClassifier, save_classifier
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         common = dict(labels=KEYWORDS, sample_rate=16000, num_samples=16000)
         wavs, labels = preload(KeywordDataset(sc_root, split="train", **common), cache_dir=False, progress=False)
         with torch.random.fork_rng():
@@ -224,5 +221,3 @@ def filter_classifier_dir(tmp_path_factory, sc_root) -> Path:
             acc = float((model(test_wavs).argmax(1) == test_labels).float().mean())
         assert acc > 0.2, f"the filter classifier fixture is at chance ({acc:.2f} on test speakers)"
         return save_classifier(tmp_path_factory.mktemp("filter_classifier"), model, test_acc=acc)
-    finally:
-        torch.set_num_threads(threads)

@@ -220,6 +220,7 @@ def test_filtered_arm_with_a_generator_option_runs_with_the_generators_own_filte
     import torch
 
     import ganaug.kws.generate as generate
+    from ganaug.env import torch_threads
     from ganaug.kws.reference import ensure_reference
 
     monkeypatch.setenv("GANAUG_CACHE", str(tmp_path / "cache"))
@@ -228,18 +229,14 @@ def test_filtered_arm_with_a_generator_option_runs_with_the_generators_own_filte
     threads_at_filter, real_filter = [], generate.filter_classifier_for
     monkeypatch.setattr(generate, "filter_classifier_for",
                         lambda *a, **kw: threads_at_filter.append(torch.get_num_threads()) or real_filter(*a, **kw))
-    caller_threads = torch.get_num_threads()
-    torch.set_num_threads(2)
     out_dir = tmp_path / "abl"
-    try:
+    with torch_threads(2):
         out = run_ablation("ablation_quick", {
             "data_folder": str(mini_sc), "output_folder": str(out_dir), "speaker_fractions": [1.0], "seeds": [0],
             "augmentations": ["none", "gan_filtered"], "tstr": False,
             "generator_options": {"ema": {"ema_decay": 0.5}}, "filter_min_confidence": 0.6,
             "kws_overrides": {"channels": 8, "num_blocks": 1, "num_threads": 1}}, progress=False)
         assert threads_at_filter == [1] and torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(caller_threads)
     assert [(r["augmentation"], r["generator_option"]) for r in out["rows"]] == [("none", ""), ("gan_filtered", "ema")]
     gan = json.loads((out_dir / "gans" / "f1" / "conditional_ema_d0s0" / "config.json").read_text())
     assert gan["ema"] is True and gan["training"]["ema_decay"] == 0.5

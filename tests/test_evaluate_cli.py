@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ganaug.checkpoint import save_generator
+from ganaug.env import torch_threads
 from ganaug.io import CheckpointError
 from ganaug.kws.reference import ensure_reference, reference_folder
 from ganaug.metrics import evaluate_generator, format_table
@@ -29,13 +30,9 @@ def _tiny(path, label_names=None, seed=0, **extra):
 @pytest.fixture(scope="module")
 def classifier_dir(mini_sc, tmp_path_factory):
     """A reference classifier trained once and reused by the evaluations."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return ensure_reference(mini_sc, ["yes", "no"], folder=tmp_path_factory.mktemp("clf"), device="cpu",
                                 progress=False, overrides=TINY)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _md_cells(line: str) -> list[str]:

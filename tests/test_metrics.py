@@ -13,6 +13,7 @@ from ganaug.metrics import (
     METRICS, ClassifierFeature, ClipSet, MetricContext, label_accuracy, modified_inception_score, nn_distance,
     nn_features, register_metric, run_metrics,
 )
+from ganaug.env import torch_threads
 from ganaug.kws.reference import ensure_reference
 from ganaug.metrics.classifier import classify, real_split, reference_classifier
 
@@ -85,13 +86,9 @@ def test_registry_names_and_custom_metric():
 def trained_classifier(sc_root, tmp_path_factory):
     """yes/no of the shared Speech Commands (128 training speakers), a small recipe, one thread."""
     folder = tmp_path_factory.mktemp("reference_classifier")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return ensure_reference(sc_root, ["yes", "no"], folder=folder, device="cpu", progress=False,
                                 overrides=TINY_REFERENCE)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_label_accuracy_of_real_audio_through_trained_classifier(trained_classifier, sc_root, mini_sc):

@@ -61,7 +61,7 @@ def _check(hp: dict) -> None:
     for key in ("data_seed", "generator_seed"):
         if hp[key] is not None and (isinstance(hp[key], bool) or not isinstance(hp[key], int)):
             raise HparamsError(f"{key}={hp[key]!r}: null (each cell's seed) or an integer (one for every seed)")
-    check_threads((hp["kws_overrides"] or {}).get("num_threads"), "kws_overrides.num_threads")
+    check_threads(_cell_threads(hp), "kws_overrides.num_threads")
     if not 0.0 < float(hp["filter_min_confidence"]) <= 1.0:
         raise HparamsError(f"filter_min_confidence={hp['filter_min_confidence']!r}: a posterior in (0, 1], e.g. 0.8")
     from ganaug.models import GENERATORS as FAMILIES
@@ -76,6 +76,11 @@ def _check(hp: dict) -> None:
                                                     and isinstance(v, dict) for k, v in options.items()):
             raise HparamsError(f"{key}={options!r}: give {{name: {{key: value}}}}, names of letters, digits, _ and -, "
                                f"e.g. {example}")
+
+
+def _cell_threads(hp: dict):
+    """The cells' torch CPU threads (kws_overrides' num_threads; None: kws.yaml's)."""
+    return (hp["kws_overrides"] or {}).get("num_threads")
 
 
 def _families(hp: dict) -> list[str]:
@@ -251,7 +256,7 @@ def run_ablation(hparams_file, overrides=None, progress: bool = True) -> dict:
     print(describe_cost(plan_cost(hp, cells, output, _kws_steps(hp), finished)), flush=True)
     bar = tqdm(cells, desc="ablation cells", unit="cell", disable=not progress)
     # the cells' thread count also holds for what a cell trains before its classifier (a filter classifier)
-    with torch_threads((hp["kws_overrides"] or {}).get("num_threads")):
+    with torch_threads(_cell_threads(hp)):
         rows, ran, skipped = _run_cells(hp, bar, output)
     order = list(dict.fromkeys(c["augmentation"] for c in cells))
     summary = summarize(rows)

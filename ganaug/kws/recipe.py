@@ -261,7 +261,7 @@ def run_kws(hparams_file, overrides=None) -> dict:
     hp["device"] = resolve_device(hp["device"])
     output_folder = Path(str(hp["output_folder"]))
     # one run per folder (a second would test the first one's checkpoints in save/), at its num_threads
-    with lock(output_folder), torch_threads(int(hp.get("num_threads") or 0)):
+    with lock(output_folder), torch_threads(hp["num_threads"]):
         atomic_write(output_folder / "hparams.yaml", lambda tmp: Path(tmp).write_text(resolved))
         results, model = train_kws(hp, output_folder, progress=bool(hp["progress"]))
         save_classifier(output_folder / "classifier", model, test_acc=results["test_acc"],
